@@ -1,0 +1,79 @@
+"""TFLite float32 with builtin operators only.
+
+Keras 3 recurrent layers lower to TensorList ops that only the Flex delegate runs (which
+ai-edge-litert lacks), so models with LSTM/GRU/SimpleRNN are converted from an unrolled
+copy with the same weights: builtins-only, dynamic batch, same numbers. A file that still
+contains Flex or custom ops is a failed conversion, never a success.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from edgekit.converters.base import ExportContext, Exporter, first_line
+from edgekit.errors import ConversionError
+from edgekit.fsutil import atomic_write_bytes
+
+
+def convert_saved_model(saved_model_dir: str, configure: Any = None) -> bytes:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if configure is not None:
+        configure(converter)
+    return converter.convert()
+
+
+def float_saved_model(ctx: ExportContext, workdir: str) -> tuple[str, list[str]]:
+    """A SavedModel of the model as TFLite should see it (unrolled if recurrent)."""
+    from edgekit.converters.saved_model import write_saved_model
+    from edgekit.models.keras_io import unrolled
+
+    notes: list[str] = []
+    if ctx.spec.has_rnn:
+        key = "unrolled_saved_model_dir"
+        if key not in ctx.cache:
+            d = Path(workdir) / "unrolled"
+            write_saved_model(unrolled(ctx.model), ctx.spec, d)
+            ctx.cache[key] = str(d)
+        notes.append("recurrent layers unrolled for builtin-only TFLite")
+        return ctx.cache[key], notes
+    if "saved_model_dir" not in ctx.cache or not Path(ctx.cache["saved_model_dir"]).exists():
+        d = Path(workdir) / "float"
+        write_saved_model(ctx.model, ctx.spec, d)
+        ctx.cache["saved_model_dir"] = str(d)
+    return ctx.cache["saved_model_dir"], notes
+
+
+def check_builtin_only(buf: bytes) -> dict[str, Any]:
+    from edgekit.runtimes.tflite_ops import list_ops
+
+    ops = list_ops(buf)
+    bad = sorted({o.name for o in ops if o.custom})
+    if bad:
+        flex = [b for b in bad if b.startswith("Flex")]
+        kind = "Flex (Select TF) ops" if flex else "custom ops"
+        raise ConversionError(
+            f"TFLite file contains {kind} {', '.join(bad[:6])}: LiteRT without the Flex delegate cannot run it"
+        )
+    return {"ops": {o.name: o.count for o in ops}}
+
+
+class TFLiteExporter(Exporter):
+    name = "tflite"
+
+    def _write(self, ctx: ExportContext, path: Path, options: dict[str, Any]) -> dict[str, Any]:
+        workdir = ctx.cache.setdefault("workdir", tempfile.mkdtemp(prefix="edgekit-tf-"))
+        try:
+            sm_dir, notes = float_saved_model(ctx, workdir)
+            buf = convert_saved_model(sm_dir)
+        except ConversionError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the converter raises many types
+            raise ConversionError(f"TFLite conversion failed: {first_line(exc)}") from None
+        meta = check_builtin_only(buf)
+        atomic_write_bytes(path, buf)
+        meta["notes"] = notes
+        return meta

@@ -1,0 +1,1 @@
+"""Device profiles and executors (the host CPU is the only device so far)."""

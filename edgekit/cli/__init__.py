@@ -1,0 +1,158 @@
+"""The ``edgekit`` command: a thin layer over the Python API.
+
+Imports nothing heavy at module level: ``edgekit --help`` answers in well under a second.
+Every ``EdgekitError`` is printed as one line (``edgekit: error: ...``) with its exit code;
+usage errors exit 2.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+
+from edgekit import __version__
+from edgekit.errors import EXIT_USAGE, EdgekitError
+
+_T0 = time.perf_counter()
+
+
+def _progress(quiet: bool) -> Any:
+    def say(msg: str) -> None:
+        if not quiet:
+            click.echo(f"  {time.perf_counter() - _T0:6.1f}s  {msg}", err=True)
+
+    return say
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="edgekit")
+def cli() -> None:
+    """Export a Keras model to every deployable format and check that each artifact
+    computes what the model computes.
+
+    \b
+    Exit codes: 0 all passed, 1 a conversion or runtime failed,
+                2 usage or input error, 3 a tolerance was exceeded.
+    """
+
+
+FORMATS_HELP = "saved_model, keras, h5, weights, tflite, onnx"
+
+
+@cli.command()
+@click.argument("model", metavar="MODEL")
+@click.option("--out", "-o", "out_dir", default="edgekit-out", show_default=True, metavar="DIR",
+              help="Output directory for the artifacts and manifest.json.")
+@click.option("--to", "formats", default=None, metavar="LIST",
+              help=f"Comma-separated formats to export (default: all of {FORMATS_HELP}).")
+@click.option("--opset", default=17, show_default=True, type=int, help="ONNX opset.")
+@click.option("--inputs", default=None, metavar="FILE",
+              help="Inputs to check with: .npz with one array per input name (or .npy for one input). "
+                   "Default: seeded random inputs.")
+@click.option("--batch-size", default=2, show_default=True, type=int, help="Batch size of random inputs.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of random inputs.")
+@click.option("--shape", "shapes", multiple=True, metavar="NAME=D1,D2",
+              help="Dimensions (after the batch) of an input whose shape is not fixed; repeatable.")
+@click.option("--atol", multiple=True, metavar="[OUTPUT=]X",
+              help="Absolute tolerance for every output, or for one named output; repeatable.")
+@click.option("--rtol", multiple=True, metavar="[OUTPUT=]X",
+              help="Tolerance relative to the output's magnitude (max|ref|); repeatable.")
+@click.option("--unsafe", is_flag=True, help="Allow models whose loading runs stored code (Lambda layers).")
+@click.option("--timeout", default=600.0, show_default=True, type=float, metavar="SECONDS",
+              help="Limit for each conversion and each runtime check.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines; only the matrix.")
+def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: str | None, batch_size: int,
+            seed: int, shapes: tuple[str, ...], atol: tuple[str, ...], rtol: tuple[str, ...], unsafe: bool,
+            timeout: float, quiet: bool) -> None:
+    """Export MODEL to every format and check each artifact against it.
+
+    MODEL is a .keras or .h5 file, a SavedModel directory, path/to/module.py:function
+    returning a Keras model, or builtin:NAME (mlp, two_input, cnn, conv1d, lstm, gru,
+    embedding). Every artifact runs on the same inputs, bound by name, and each output
+    is compared with the model's own: an output passes when
+    max|artifact - model| <= atol + rtol * max|model output|.
+    """
+    from edgekit.feeds import parse_shapes
+    from edgekit.pipeline import convert as run_convert, parse_tolerance_overrides
+    from edgekit.report.matrix import render
+
+    result = run_convert(
+        model, out_dir, formats=formats, inputs=inputs, batch_size=batch_size, seed=seed,
+        shapes=parse_shapes(shapes), opset=opset,
+        atol=parse_tolerance_overrides(atol, "atol"), rtol=parse_tolerance_overrides(rtol, "rtol"),
+        unsafe=unsafe, timeout=timeout, progress=_progress(quiet),
+    )
+    click.echo(render(result))
+    sys.exit(result.exit_code)
+
+
+@cli.command()
+@click.option("--out", "-o", "out_dir", default="edgekit-demo", show_default=True, metavar="DIR",
+              help="Where the trained model and its artifacts go.")
+@click.option("--epochs", default=5, show_default=True, type=click.IntRange(1, 500))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines; only the matrix.")
+def demo(out_dir: str, epochs: int, seed: int, quiet: bool) -> None:
+    """Train the guide's MLP on the built-in digits, then convert and check it.
+
+    Needs no files and no network: scikit-learn ships the digits (8x8 images, upsampled
+    to 28x28 for the 784-input MLP). The test images are the check inputs, so top-1
+    agreement between the model and each artifact is measured on real data.
+    """
+    from pathlib import Path
+
+    from edgekit.models.digits import load_digits
+    from edgekit.pipeline import check_out_dir, convert as run_convert
+    from edgekit.report.matrix import render
+    from edgekit.worker import default_pool
+
+    say = _progress(quiet)
+    out = Path(out_dir)
+    check_out_dir(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model_path = out / "trained_mlp.keras"
+    say(f"training the guide's MLP on digits for {epochs} epochs")
+    info = default_pool().tf.call("edgekit.models.training:train_digits_mlp", str(model_path), epochs, seed,
+                                  on_progress=say, tag="train")
+    say(f"trained: test accuracy {info['test_accuracy']:.4f} on {info['n_test']} held-out digits")
+    _, _, x_test, _ = load_digits(seed=seed)
+    result = run_convert(str(model_path), out / "artifacts", input_arrays={"pixels": x_test[:64]},
+                         progress=say)
+    click.echo(render(result))
+    click.echo(f"\nKeras model test accuracy: {info['test_accuracy']:.4f}; trained model: {model_path}")
+    sys.exit(result.exit_code)
+
+
+@cli.command("formats")
+def formats_cmd() -> None:
+    """List the export formats, their files and the runtime that checks each."""
+    from edgekit.converters import FORMATS
+    from edgekit.runtimes import unavailable_reason
+
+    for f in FORMATS.values():
+        why = unavailable_reason(f.runtime)
+        state = "available" if why is None else f"unavailable: {why}"
+        click.echo(f"{f.name:12} {f.filename:18} checked by {f.runtime:14} {state}  ({f.description})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one-line errors, distinct exit codes, no tracebacks for user errors."""
+    try:
+        rv = cli.main(args=argv, prog_name="edgekit", standalone_mode=False)
+    except EdgekitError as exc:
+        click.echo(f"edgekit: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("edgekit: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        msg = exc.format_message()
+        ctx_name = getattr(getattr(exc, "ctx", None), "command_path", "edgekit")
+        click.echo(f"edgekit: error: {msg} (see '{ctx_name} --help')", err=True)
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        click.echo("edgekit: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(rv or 0)

@@ -1,0 +1,1 @@
+"""Reports of a run: manifest.json and the terminal matrix."""

@@ -1,0 +1,47 @@
+"""Runners, one per engine, registered in ``RUNTIMES`` (importable without TensorFlow).
+
+``worker`` says which worker process runs it: ``tf`` (TensorFlow imported) or ``rt``
+(numpy plus the runtime only). ``requires`` is the import a runner needs; a missing one
+makes the runtime unavailable with the package to install.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    name: str
+    runner: str
+    worker: str
+    requires: tuple[str, ...]
+    install: str
+
+
+RUNTIMES: dict[str, RuntimeInfo] = {
+    r.name: r
+    for r in [
+        RuntimeInfo("tf-savedmodel", "edgekit.runtimes.tf_runners:SavedModelRunner", "tf", ("tensorflow",), "tensorflow-cpu"),
+        RuntimeInfo("keras", "edgekit.runtimes.tf_runners:KerasFileRunner", "tf", ("keras", "tensorflow"), "keras tensorflow-cpu"),
+        RuntimeInfo("keras-weights", "edgekit.runtimes.tf_runners:KerasWeightsRunner", "tf", ("keras", "tensorflow"), "keras tensorflow-cpu"),
+        RuntimeInfo("litert", "edgekit.runtimes.litert:LiteRTRunner", "rt", ("ai_edge_litert|tflite_runtime",), "ai-edge-litert"),
+        RuntimeInfo("onnxruntime", "edgekit.runtimes.onnxrt:OnnxRuntimeRunner", "rt", ("onnxruntime",), "onnxruntime"),
+    ]
+}
+
+
+def unavailable_reason(name: str) -> str | None:
+    """``None`` when the runtime's packages import, else what is missing and how to install it."""
+    info = RUNTIMES[name]
+    for req in info.requires:
+        if not any(importlib.util.find_spec(alt) is not None for alt in req.split("|")):
+            return f"{req.split('|')[0]} is not installed (pip install {info.install})"
+    return None
+
+
+def runner_class(name: str) -> Any:
+    module, _, cls = RUNTIMES[name].runner.partition(":")
+    return getattr(importlib.import_module(module), cls)

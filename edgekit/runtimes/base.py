@@ -1,0 +1,101 @@
+"""The Runner contract: ``with Runner(path) as r: r.infer({name: array}) -> {name: array}``.
+
+Binding is by name, never by position: TFLite signatures, ONNX graphs and Keras models
+order their inputs differently. Subclasses override ``_load``, ``_infer`` and ``_io``.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any, Mapping
+
+import numpy as np
+
+from edgekit.errors import InputError, RuntimeFailure
+
+
+class Runner:
+    name = ""
+
+    def __init__(self, path: str, **options: Any) -> None:
+        self.path = path
+        self.options = options
+        self._loaded = False
+
+    def __enter__(self) -> "Runner":
+        self.load()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def load(self) -> None:
+        if not self._loaded:
+            try:
+                self._load()
+            except (InputError, RuntimeFailure):
+                raise
+            except Exception as exc:  # noqa: BLE001 - engines raise many types
+                raise RuntimeFailure(f"{self.name} could not load {self.path}: {_line(exc)}") from None
+            self._loaded = True
+
+    def close(self) -> None:
+        self._loaded = False
+
+    def input_names(self) -> list[str]:
+        return list(self._io()[0])
+
+    def output_names(self) -> list[str]:
+        return list(self._io()[1])
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.load()
+        want = self.input_names()
+        missing = [n for n in want if n not in feeds]
+        extra = [n for n in feeds if n not in want]
+        if missing or extra:
+            raise InputError(f"input names differ from the artifact's {want}: missing {missing}, unexpected {extra}")
+        try:
+            out = self._infer({n: np.ascontiguousarray(feeds[n]) for n in want})
+        except (InputError, RuntimeFailure):
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise RuntimeFailure(f"{self.name} failed running {self.path}: {_line(exc)}") from None
+        return {k: np.asarray(v) for k, v in out.items()}
+
+    def timed(self, feeds: Mapping[str, np.ndarray], repeats: int = 5) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        """Outputs of the first call, plus first-call and median latency in milliseconds."""
+        t0 = time.perf_counter()
+        out = self.infer(feeds)
+        first = (time.perf_counter() - t0) * 1e3
+        times = []
+        for _ in range(max(0, repeats)):
+            t0 = time.perf_counter()
+            self.infer(feeds)
+            times.append((time.perf_counter() - t0) * 1e3)
+        stats = {"first_ms": first, "median_ms": statistics.median(times) if times else first, "runs": len(times)}
+        return out, stats
+
+    # -- to override --
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _io(self) -> tuple[list[str], list[str]]:
+        raise NotImplementedError
+
+
+def cast_to(arr: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
+    """Cast a feed to the dtype the artifact declares, refusing lossy kinds (float -> int)."""
+    if arr.dtype == dtype:
+        return arr
+    if np.can_cast(arr.dtype, dtype, casting="same_kind"):
+        return arr.astype(dtype)
+    raise InputError(f"input {name!r}: the artifact expects {dtype}, got {arr.dtype}")
+
+
+def _line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:300]

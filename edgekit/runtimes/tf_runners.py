@@ -1,0 +1,84 @@
+"""Runners for the TensorFlow-side formats (SavedModel, .keras, .h5, weights + JSON)."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import RuntimeFailure
+from edgekit.runtimes.base import Runner
+
+
+class SavedModelRunner(Runner):
+    """``tf.saved_model.load`` and the ``serving_default`` signature, called by keyword."""
+
+    name = "tf-savedmodel"
+
+    def _load(self) -> None:
+        import tensorflow as tf
+
+        self._obj = tf.saved_model.load(self.path)
+        sig = self._obj.signatures.get("serving_default")
+        if sig is None:
+            raise RuntimeFailure(f"{self.path} has no serving_default signature")
+        self._sig = sig
+        _, kw = sig.structured_input_signature
+        self._names = (sorted(kw), sorted(sig.structured_outputs))
+        self._dtypes = {n: kw[n].dtype.as_numpy_dtype for n in kw}
+
+    def _io(self) -> tuple[list[str], list[str]]:
+        self.load()
+        return self._names
+
+    def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import tensorflow as tf
+
+        out = self._sig(**{n: tf.constant(a.astype(self._dtypes[n], copy=False)) for n, a in feeds.items()})
+        return {k: v.numpy() for k, v in out.items()}
+
+
+class KerasFileRunner(Runner):
+    """A ``.keras`` or ``.h5`` file reloaded by Keras (safe mode, no compile state)."""
+
+    name = "keras"
+
+    def _load(self) -> None:
+        import keras
+
+        from edgekit.models.keras_io import io_names
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._model = keras.saving.load_model(self.path, compile=False, safe_mode=not self.options.get("unsafe"))
+        self._names = io_names(self._model)
+
+    def _io(self) -> tuple[list[str], list[str]]:
+        self.load()
+        return self._names
+
+    def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from edgekit.models.keras_io import call
+
+        return call(self._model, feeds, *self._names)
+
+
+class KerasWeightsRunner(KerasFileRunner):
+    """Architecture rebuilt from ``model.json`` beside the weights, then weights loaded."""
+
+    name = "keras-weights"
+
+    def _load(self) -> None:
+        import keras
+
+        from edgekit.models.keras_io import io_names
+
+        arch = Path(self.path).with_name("model.json")
+        if not arch.is_file():
+            raise RuntimeFailure(f"{arch} (the architecture for {self.path}) is missing")
+        from keras.src.saving.serialization_lib import SafeModeScope
+
+        with SafeModeScope(not self.options.get("unsafe")):
+            self._model = keras.models.model_from_json(arch.read_text())
+        self._model.load_weights(self.path)
+        self._names = io_names(self._model)

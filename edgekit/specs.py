@@ -1,0 +1,77 @@
+"""Named tensor specifications shared by every stage (numpy only, no TensorFlow)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One named input or output. ``shape`` uses ``None`` for unknown dims (batch first).
+
+    ``int_range`` is a half-open ``[low, high)`` range for integer inputs (token ids an
+    Embedding accepts), used to generate valid random feeds.
+    """
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+    int_range: tuple[int, int] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["shape"] = list(self.shape)
+        if self.int_range is None:
+            d.pop("int_range")
+        else:
+            d["int_range"] = list(self.int_range)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "TensorSpec":
+        rng = d.get("int_range")
+        return cls(d["name"], tuple(d["shape"]), d["dtype"], tuple(rng) if rng else None)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the pipeline knows about a loaded model before exporting it."""
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    source_format: str
+    has_rnn: bool = False
+    layer_count: int = 0
+    param_count: int = 0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [s.name for s in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [s.name for s in self.outputs]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "inputs": [s.to_json() for s in self.inputs],
+            "outputs": [s.to_json() for s in self.outputs],
+            "source_format": self.source_format,
+            "has_rnn": self.has_rnn,
+            "layer_count": self.layer_count,
+            "param_count": self.param_count,
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "ModelSpec":
+        return cls(
+            inputs=tuple(TensorSpec.from_json(s) for s in d["inputs"]),
+            outputs=tuple(TensorSpec.from_json(s) for s in d["outputs"]),
+            source_format=d["source_format"],
+            has_rnn=d.get("has_rnn", False),
+            layer_count=d.get("layer_count", 0),
+            param_count=d.get("param_count", 0),
+            notes=tuple(d.get("notes", ())),
+        )

@@ -1,0 +1,67 @@
+"""Functions the pipeline calls inside worker processes (by ``"edgekit.tasks:NAME"``).
+
+The TensorFlow worker keeps the loaded model between calls; every call names the model
+source again so that a worker restarted after a crash reloads it transparently.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+_STATE: dict[str, Any] = {}
+
+
+def _context(source: Mapping[str, Any]) -> Any:
+    from edgekit.converters.base import ExportContext
+    from edgekit.models import keras_io
+
+    key = repr(sorted(source.items()))
+    if _STATE.get("key") != key:
+        _STATE.clear()
+        model = keras_io.load(source)
+        spec = keras_io.model_spec(model, source["kind"])
+        _STATE["key"] = key
+        _STATE["ctx"] = ExportContext(model, spec)
+    return _STATE["ctx"]
+
+
+def inspect_model(source: Mapping[str, Any]) -> dict[str, Any]:
+    """Load the model; return its ModelSpec as JSON."""
+    return _context(source).spec.to_json()
+
+
+def reference(source: Mapping[str, Any], feeds: Mapping[str, np.ndarray], repeats: int = 5) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """The model's own ``model(x, training=False)`` outputs by name, with its latency."""
+    import statistics
+    import time
+
+    from edgekit.models.keras_io import call
+
+    ctx = _context(source)
+    args = (ctx.model, feeds, ctx.spec.input_names, ctx.spec.output_names)
+    t0 = time.perf_counter()
+    out = call(*args)
+    first = (time.perf_counter() - t0) * 1e3
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        call(*args)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return out, {"first_ms": first, "median_ms": statistics.median(times) if times else first, "runs": len(times)}
+
+
+def export(source: Mapping[str, Any], fmt: str, path: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    from edgekit.converters import get_exporter
+
+    ctx = _context(source)
+    return get_exporter(fmt).export(ctx, path, dict(options))
+
+
+def run_artifact(runtime: str, path: str, feeds: Mapping[str, np.ndarray], repeats: int = 5, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Load an artifact in its runtime, run it on ``feeds`` (by name), time it."""
+    from edgekit.runtimes import runner_class
+
+    with runner_class(runtime)(path, **dict(options or {})) as r:
+        outputs, stats = r.timed(feeds, repeats)
+        return {"outputs": outputs, "latency": stats, "input_names": r.input_names(), "output_names": r.output_names()}

@@ -1,0 +1,1 @@
+"""Quantization recipes (float32 is the only recipe wired into convert so far)."""
