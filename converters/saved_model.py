@@ -44,8 +44,10 @@ def write_saved_model(model: Any, spec: ModelSpec, path: Path) -> str:
     sig = input_signature(spec)
     endpoint = _positional(serving_fn(model, spec), spec.input_names)
     try:
-        module = tf.Module()
-        module._edgekit_variables = [getattr(v, "value", v) for v in model.variables]
+        module = getattr(model, "trackable_root", None)  # a SavedModel input re-saved
+        if module is None:
+            module = tf.Module()
+            module._edgekit_variables = [getattr(v, "value", v) for v in model.variables]
         module.serve = tf.function(endpoint, input_signature=sig, autograph=False)
         tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve.get_concrete_function()})
         return "tf.Module"
@@ -53,6 +55,8 @@ def write_saved_model(model: Any, spec: ModelSpec, path: Path) -> str:
         import shutil
 
         shutil.rmtree(path, ignore_errors=True)
+        if getattr(model, "trackable_root", None) is not None:
+            raise
     from keras.export import ExportArchive
 
     archive = ExportArchive()

@@ -8,6 +8,7 @@ worker. A worker that crashes or hangs turns the step in flight into a failed ro
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,6 +183,26 @@ def convert(
 
     say(f"loading {source.display}")
     spec = ModelSpec.from_json(pool.tf.call("edgekit.tasks:inspect_model", source.to_json(), timeout=timeout, tag="load"))
+    scratch = tempfile.mkdtemp(prefix="edgekit-run-")
+    try:
+        return _convert_loaded(source, spec, scratch, fmts, out, user_arrays, inputs, batch_size, seed, shapes,
+                               opset, atol, rtol, timeout, repeats, say, pool, t_start)
+    finally:
+        remove_path(scratch)
+
+
+def _convert_loaded(source: ModelSource, spec: ModelSpec, scratch: str, fmts: list[str], out: Path,
+                    user_arrays: Mapping[str, np.ndarray] | None, inputs: str | None, batch_size: int, seed: int,
+                    shapes: Mapping[str, tuple[int, ...]] | None, opset: int, atol: dict[str | None, float],
+                    rtol: dict[str | None, float], timeout: float, repeats: int, say: Progress, pool: WorkerPool,
+                    t_start: float) -> ConvertResult:
+    given = source  # what the user named; the manifest records this, not the scratch snapshot
+    if source.built_by_code:
+        # Code-built models start from random weights: pin them so that a worker restarted
+        # after a crash rebuilds the very model every artifact of this run comes from.
+        snap = os.path.join(scratch, "snapshot.weights.h5")
+        source = ModelSource(**pool.tf.call("edgekit.tasks:snapshot_weights", source.to_json(), snap,
+                                            timeout=timeout, tag="snapshot"))
     for m in (atol, rtol):
         bad = [k for k in m if k is not None and k not in spec.output_names]
         if bad:
@@ -255,7 +276,7 @@ def convert(
             if extras:
                 row.meta["extra_files"] = {e.name: sha256_of(out / e.name) for e in extras}
             say(f"{prefix}: {row.status}" + (f" ({row.error})" if row.error else ""))
-        result = ConvertResult(source, spec, out, rows, feeds_info, ref_latency, out / "manifest.json",
+        result = ConvertResult(given, spec, out, rows, feeds_info, ref_latency, out / "manifest.json",
                                time.perf_counter() - t_start)
         from edgekit.report.manifest import write_manifest
 

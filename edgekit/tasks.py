@@ -20,6 +20,8 @@ def _context(source: Mapping[str, Any]) -> Any:
     if _STATE.get("key") != key:
         _STATE.clear()
         model = keras_io.load(source)
+        if source.get("weights"):
+            model.load_weights(source["weights"])
         spec = keras_io.model_spec(model, source["kind"])
         _STATE["key"] = key
         _STATE["ctx"] = ExportContext(model, spec)
@@ -29,6 +31,16 @@ def _context(source: Mapping[str, Any]) -> Any:
 def inspect_model(source: Mapping[str, Any]) -> dict[str, Any]:
     """Load the model; return its ModelSpec as JSON."""
     return _context(source).spec.to_json()
+
+
+def snapshot_weights(source: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """Save the weights of a model built by code (random initial weights) so that a worker
+    restarted after a crash rebuilds exactly the same model; returns the new source."""
+    ctx = _context(source)
+    ctx.model.save_weights(path)
+    new = {**source, "weights": path}
+    _STATE["key"] = repr(sorted(new.items()))
+    return new
 
 
 def reference(source: Mapping[str, Any], feeds: Mapping[str, np.ndarray], repeats: int = 5) -> tuple[dict[str, np.ndarray], dict[str, float]]:

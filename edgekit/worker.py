@@ -272,6 +272,11 @@ def _child_main(fd: int) -> None:
     os.dup2(2, 1)
     conn = Connection(fd)
     _CHILD_CONN = conn
+    # Run as ``python -m edgekit.worker`` this module is ``__main__``; task code imports
+    # ``edgekit.worker`` as a second module object, whose ``report`` must see the connection.
+    import edgekit.worker as _imported
+
+    _imported._CHILD_CONN = conn
     crash_at = os.environ.get(CRASH_ENV, "")
     while True:
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -83,32 +84,49 @@ def _load_builder(path: str, function: str) -> Any:
     return model
 
 
-def _load_saved_model(path: str) -> Any:
-    """Wrap a SavedModel's serving signature in a Functional model with named inputs."""
-    import keras
-    import tensorflow as tf
+class SavedModelSignature:
+    """A SavedModel's ``serving_default`` signature, callable like a Keras model.
 
-    try:
-        loaded = tf.saved_model.load(path)
-    except Exception as exc:  # noqa: BLE001
-        raise InputError(f"could not load SavedModel {path}: {_first_line(exc)}") from None
-    sig = getattr(loaded, "signatures", {}).get("serving_default")
-    if sig is None:
-        raise InputError(f"SavedModel {path} has no serving_default signature")
-    _, in_specs = sig.structured_input_signature
-    layer = keras.layers.TFSMLayer(path, call_endpoint="serving_default")
-    inputs = {
-        name: keras.Input(tuple(s.shape[1:]), dtype=s.dtype.name, name=name, batch_size=None)
-        for name, s in sorted(in_specs.items())
-    }
-    outs = layer(inputs)
-    if not isinstance(outs, dict):
-        outs = {"output_0": outs}
-    # Name each output after its signature key so names survive every format.
-    named = {k: keras.layers.Identity(name=k)(v) for k, v in sorted(outs.items())}
-    model = keras.Model(list(inputs.values()), list(named.values()), name="saved_model")
-    model._edgekit_source = "saved_model"  # noqa: SLF001 - marks it: no Keras architecture
-    return model
+    A SavedModel holds no Keras architecture; this adapter lets the SavedModel, TFLite and
+    ONNX exporters treat it like any model: ``model(inputs_in_order)`` returns a dict of
+    named outputs, and ``trackable_root`` is what owns its variables for re-saving.
+    """
+
+    def __init__(self, path: str) -> None:
+        import tensorflow as tf
+
+        try:
+            self.trackable_root = tf.saved_model.load(path)
+        except Exception as exc:  # noqa: BLE001
+            raise InputError(f"could not load SavedModel {path}: {_first_line(exc)}") from None
+        sig = getattr(self.trackable_root, "signatures", {}).get("serving_default")
+        if sig is None:
+            raise InputError(f"SavedModel {path} has no serving_default signature")
+        self._sig = sig
+        _, kw = sig.structured_input_signature
+        self.in_specs = kw
+        self.input_names = sorted(kw)
+        self.output_names = sorted(sig.structured_outputs)
+        self.out_specs = sig.structured_outputs
+        self.name = Path(path).name
+
+    @property
+    def variables(self) -> list[Any]:
+        return list(getattr(self.trackable_root, "variables", []))
+
+    def count_params(self) -> int:
+        return int(sum(np.prod(v.shape) for v in self.variables))
+
+    def __call__(self, x: Any, training: bool = False) -> dict[str, Any]:
+        import tensorflow as tf
+
+        xs = x if isinstance(x, (list, tuple)) else [x]
+        args = {n: tf.convert_to_tensor(v, dtype=self.in_specs[n].dtype) for n, v in zip(self.input_names, xs)}
+        return self._sig(**args)
+
+
+def _load_saved_model(path: str) -> Any:
+    return SavedModelSignature(path)
 
 
 def _layer_name(t: Any) -> str:
@@ -120,6 +138,8 @@ def _layer_name(t: Any) -> str:
 
 def io_names(model: Any) -> tuple[list[str], list[str]]:
     """Input and output names: the names of the Keras layers that make them, made unique."""
+    if isinstance(model, SavedModelSignature):
+        return list(model.input_names), list(model.output_names)
     if not getattr(model, "inputs", None):
         raise InputError(
             "the model has no defined inputs (a subclassed model never called on keras.Input): "
@@ -154,6 +174,17 @@ def _all_layers(model: Any) -> list[Any]:
 
 
 def model_spec(model: Any, source_format: str) -> ModelSpec:
+    if isinstance(model, SavedModelSignature):
+        return ModelSpec(
+            inputs=tuple(TensorSpec(n, tuple(model.in_specs[n].shape), model.in_specs[n].dtype.name,
+                                    (0, 10) if model.in_specs[n].dtype.is_integer else None)
+                         for n in model.input_names),
+            outputs=tuple(TensorSpec(n, tuple(model.out_specs[n].shape), model.out_specs[n].dtype.name)
+                          for n in model.output_names),
+            source_format=source_format,
+            param_count=model.count_params(),
+            notes=("input is a SavedModel: no Keras architecture to export as .keras/.h5/weights",),
+        )
     in_names, out_names = io_names(model)
     layers = _all_layers(model)
     vocab = [getattr(l, "input_dim", None) for l in layers if type(l).__name__ == "Embedding"]
@@ -167,9 +198,6 @@ def model_spec(model: Any, source_format: str) -> ModelSpec:
         inputs.append(TensorSpec(name, tuple(t.shape), dtype, rng))
     outputs = [TensorSpec(n, tuple(t.shape), str(t.dtype)) for n, t in zip(out_names, model.outputs)]
     has_rnn = any(type(l).__name__ in RNN_CLASSES for l in layers)
-    notes = []
-    if getattr(model, "_edgekit_source", None) == "saved_model":
-        notes.append("input is a SavedModel: no Keras architecture to export as .keras/.h5/weights")
     return ModelSpec(
         inputs=tuple(inputs),
         outputs=tuple(outputs),
@@ -177,7 +205,6 @@ def model_spec(model: Any, source_format: str) -> ModelSpec:
         has_rnn=has_rnn,
         layer_count=len(layers),
         param_count=int(model.count_params()),
-        notes=tuple(notes),
     )
 
 

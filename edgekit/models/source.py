@@ -34,9 +34,17 @@ class ModelSource:
     location: str
     function: str | None = None
     unsafe: bool = False
+    weights: str | None = None  # snapshot of a built model's weights (builder/builtin kinds)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if d["weights"] is None:
+            d.pop("weights")
+        return d
+
+    @property
+    def built_by_code(self) -> bool:
+        return self.kind in ("builder", "builtin")
 
     @property
     def display(self) -> str:
