@@ -144,12 +144,27 @@ def _make_out_dir(out_dir: Path) -> Path:
 Progress = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class CheckOptions:
+    """How artifacts are fed and judged (everything of a run except the model and paths)."""
+
+    batch_size: int = 2
+    seed: int = 0
+    shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    opset: int = DEFAULT_OPSET
+    atol: Mapping[str | None, float] = field(default_factory=dict)
+    rtol: Mapping[str | None, float] = field(default_factory=dict)
+    timeout: float = 600.0
+    repeats: int = 5
+
+
 def convert(
     model: str,
     out_dir: str | os.PathLike[str],
     formats: str | list[str] | None = None,
     inputs: str | None = None,
     input_arrays: Mapping[str, np.ndarray] | None = None,
+    input_label: str = "given arrays",
     batch_size: int = 2,
     seed: int = 0,
     shapes: Mapping[str, tuple[int, ...]] | None = None,
@@ -164,12 +179,12 @@ def convert(
 ) -> ConvertResult:
     """Export ``model`` to ``formats`` under ``out_dir`` and check each artifact.
 
-    Bad input raises an ``EdgekitError`` before anything is written. Conversion and runtime
-    failures (crashes included) become rows with status ``error``; the result's
-    ``exit_code`` summarizes them.
+    Inputs are ``inputs`` (an .npz/.npy path), else ``input_arrays`` (named arrays,
+    described as ``input_label``), else seeded random arrays. Bad input raises an
+    ``EdgekitError`` before anything is written. Conversion and runtime failures (crashes
+    included) become rows with status ``error``; ``ConvertResult.exit_code`` sums them up.
     """
     t_start = time.perf_counter()
-    say = progress or (lambda _m: None)
     source = detect(model, unsafe=unsafe)
     fmts = formats if isinstance(formats, list) else parse_formats(formats)
     for f in fmts:
@@ -177,114 +192,132 @@ def convert(
             raise errors.InputError(f"unknown format {f!r}; choose from: {', '.join(FORMATS)}")
     out = Path(out_dir)
     check_out_dir(out)
-    user_arrays = load_arrays(inputs) if inputs else (dict(input_arrays) if input_arrays is not None else None)
-    atol, rtol = dict(atol or {}), dict(rtol or {})
-    pool = pool or default_pool()
-
-    say(f"loading {source.display}")
-    spec = ModelSpec.from_json(pool.tf.call("edgekit.tasks:inspect_model", source.to_json(), timeout=timeout, tag="load"))
+    if inputs:
+        arrays, label = load_arrays(inputs), os.path.abspath(inputs)
+    elif input_arrays is not None:
+        arrays, label = dict(input_arrays), input_label
+    else:
+        arrays, label = None, "random"
+    opts = CheckOptions(batch_size, seed, dict(shapes or {}), opset, dict(atol or {}), dict(rtol or {}), timeout, repeats)
+    run = _Run(source, fmts, out, opts, progress or (lambda _m: None), pool or default_pool())
     scratch = tempfile.mkdtemp(prefix="edgekit-run-")
     try:
-        return _convert_loaded(source, spec, scratch, fmts, out, user_arrays, inputs, batch_size, seed, shapes,
-                               opset, atol, rtol, timeout, repeats, say, pool, t_start)
+        return run.execute(arrays, label, scratch, t_start)
     finally:
         remove_path(scratch)
 
 
-def _convert_loaded(source: ModelSource, spec: ModelSpec, scratch: str, fmts: list[str], out: Path,
-                    user_arrays: Mapping[str, np.ndarray] | None, inputs: str | None, batch_size: int, seed: int,
-                    shapes: Mapping[str, tuple[int, ...]] | None, opset: int, atol: dict[str | None, float],
-                    rtol: dict[str | None, float], timeout: float, repeats: int, say: Progress, pool: WorkerPool,
-                    t_start: float) -> ConvertResult:
-    given = source  # what the user named; the manifest records this, not the scratch snapshot
-    if source.built_by_code:
-        # Code-built models start from random weights: pin them so that a worker restarted
-        # after a crash rebuilds the very model every artifact of this run comes from.
-        snap = os.path.join(scratch, "snapshot.weights.h5")
-        source = ModelSource(**pool.tf.call("edgekit.tasks:snapshot_weights", source.to_json(), snap,
-                                            timeout=timeout, tag="snapshot"))
-    for m in (atol, rtol):
-        bad = [k for k in m if k is not None and k not in spec.output_names]
-        if bad:
-            raise errors.InputError(f"tolerance given for unknown output {bad}; the model's outputs are {spec.output_names}")
-    if user_arrays is not None:
-        feeds = bind(user_arrays, spec.inputs)
-        feeds_info = {"source": os.path.abspath(inputs) if inputs else "given arrays", "batch": int(next(iter(feeds.values())).shape[0])}
-    else:
-        feeds = random_feeds(spec.inputs, batch=batch_size, seed=seed, shapes=shapes)
-        feeds_info = {"source": "random", "seed": seed, "batch": batch_size,
-                      "distribution": "standard normal floats; integers uniform in each input's range"}
-    feeds_info["shapes"] = {k: list(v.shape) for k, v in feeds.items()}
-    say(f"reference: {source.display} on {feeds_info['source']} inputs, batch {feeds_info['batch']}")
-    reference, ref_latency = pool.tf.call("edgekit.tasks:reference", source.to_json(), feeds, repeats, timeout=timeout, tag="reference")
+class _Run:
+    """One conversion run: the model loaded in the TensorFlow worker, its reference
+    outputs, then each format exported, run and compared."""
 
-    staging = _make_out_dir(out)
-    lock = _lock_out_dir(out, staging)
-    clean_stale_staging_except(out, staging)
-    rows: list[ArtifactResult] = []
-    try:
-        for i, fmt in enumerate(fmts, 1):
-            info = FORMATS[fmt]
-            row = ArtifactResult(fmt, runtime=info.runtime, tolerances=tolerances_for(info.policy, spec, atol, rtol))
-            rows.append(row)
-            prefix = f"[{i}/{len(fmts)}] {fmt}"
-            if info.needs_keras_architecture and source.kind == "saved_model":
-                row.status, row.error = SKIPPED, "input is a SavedModel, which holds no Keras architecture"
-                say(f"{prefix}: skipped ({row.error})")
-                continue
-            missing = unavailable_reason(info.runtime)
-            if missing:
-                row.status, row.stage, row.error = ERROR, "check", f"runtime {info.runtime} unavailable: {missing}"
-                say(f"{prefix}: {row.error}")
-                continue
-            staged = staging / info.filename
-            say(f"{prefix}: converting")
-            try:
-                options = {"opset": opset} if fmt == "onnx" else {}
-                row.meta = pool.tf.call(
-                    "edgekit.tasks:export", source.to_json(), fmt, str(staged), options,
-                    timeout=timeout, tag=f"export:{fmt}", on_progress=say,
-                )
-                row.convert_s = row.meta.pop("convert_s", None)
-                row.notes.extend(row.meta.pop("notes", []))
-            except (errors.ConversionError, errors.WorkerCrashed, errors.InputError) as exc:
-                row.status, row.stage, row.error = ERROR, "convert", str(exc)
-                say(f"{prefix}: conversion failed: {exc}")
-                continue
-            say(f"{prefix}: running in {info.runtime}")
-            worker = pool.tf if RUNTIMES[info.runtime].worker == "tf" else pool.rt
-            try:
-                run_opts = {"unsafe": True} if (source.unsafe and worker is pool.tf) else {}
-                res = worker.call("edgekit.tasks:run_artifact", info.runtime, str(staged), feeds, repeats, run_opts,
-                                  timeout=timeout, tag=f"run:{fmt}")
-            except (errors.RuntimeFailure, errors.WorkerCrashed, errors.InputError) as exc:
-                row.status, row.stage, row.error = ERROR, "run", str(exc)
-            else:
-                row.latency = res["latency"]
-                row.comparison = compare(reference, res["outputs"], row.tolerances)
-                row.status = PASS if row.comparison else MISMATCH
-                if not row.comparison:
-                    row.stage, row.error = "compare", "; ".join(row.comparison.failures())
-            final = out / info.filename
-            extras = [staging / e for e in info.extra_files if (staging / e).exists()]
-            for e in extras:
-                move_into_place(e, out / e.name)
-            move_into_place(staged, final)
-            row.path = str(final)
-            row.size = size_of(final) + sum(size_of(out / e.name) for e in extras)
-            row.sha256 = sha256_of(final)
-            if extras:
-                row.meta["extra_files"] = {e.name: sha256_of(out / e.name) for e in extras}
-            say(f"{prefix}: {row.status}" + (f" ({row.error})" if row.error else ""))
-        result = ConvertResult(given, spec, out, rows, feeds_info, ref_latency, out / "manifest.json",
-                               time.perf_counter() - t_start)
-        from edgekit.report.manifest import write_manifest
+    def __init__(self, source: ModelSource, fmts: list[str], out: Path, opts: CheckOptions, say: Progress,
+                 pool: WorkerPool) -> None:
+        self.given = source  # what the user named; the manifest records this
+        self.source = source  # what the workers load (may carry a weights snapshot)
+        self.fmts, self.out, self.opts, self.say, self.pool = fmts, out, opts, say, pool
 
-        write_manifest(result)
-    finally:
-        remove_path(staging)
-        lock.close()
-    return result
+    def _tf(self, func: str, *args: Any, tag: str, **kw: Any) -> Any:
+        return self.pool.tf.call(f"edgekit.tasks:{func}", self.source.to_json(), *args,
+                                 timeout=self.opts.timeout, tag=tag, **kw)
+
+    def execute(self, arrays: Mapping[str, np.ndarray] | None, label: str, scratch: str, t_start: float) -> ConvertResult:
+        self.say(f"loading {self.source.display}")
+        spec = ModelSpec.from_json(self._tf("inspect_model", tag="load"))
+        for m in (self.opts.atol, self.opts.rtol):
+            bad = [k for k in m if k is not None and k not in spec.output_names]
+            if bad:
+                raise errors.InputError(f"tolerance given for unknown output {bad}; the model's outputs are {spec.output_names}")
+        if arrays is not None:
+            feeds = bind(arrays, spec.inputs)
+            feeds_info: dict[str, Any] = {"source": label, "batch": int(next(iter(feeds.values())).shape[0])}
+        else:
+            o = self.opts
+            feeds = random_feeds(spec.inputs, batch=o.batch_size, seed=o.seed, shapes=o.shapes)
+            feeds_info = {"source": "random", "seed": o.seed, "batch": o.batch_size,
+                          "distribution": "standard normal floats; integers uniform in each input's range"}
+        feeds_info["shapes"] = {k: list(v.shape) for k, v in feeds.items()}
+        if self.source.built_by_code:
+            # Code-built models start from random weights: pin them so that a worker restarted
+            # after a crash rebuilds the very model every artifact of this run comes from.
+            snap = os.path.join(scratch, "snapshot.weights.h5")
+            self.source = ModelSource(**self._tf("snapshot_weights", snap, tag="snapshot"))
+        self.say(f"reference: {self.source.display} on {feeds_info['source']} inputs, batch {feeds_info['batch']}")
+        reference, ref_latency = self._tf("reference", feeds, self.opts.repeats, tag="reference")
+
+        staging = _make_out_dir(self.out)
+        lock = _lock_out_dir(self.out, staging)
+        try:
+            clean_stale_staging_except(self.out, staging)
+            rows = []
+            for i, fmt in enumerate(self.fmts, 1):
+                row = self._one(fmt, f"[{i}/{len(self.fmts)}] {fmt}", spec, feeds, reference, staging)
+                rows.append(row)
+            result = ConvertResult(self.given, spec, self.out, rows, feeds_info, ref_latency,
+                                   self.out / "manifest.json", time.perf_counter() - t_start)
+            from edgekit.report.manifest import write_manifest
+
+            write_manifest(result)
+        finally:
+            remove_path(staging)
+            lock.close()
+        return result
+
+    def _one(self, fmt: str, prefix: str, spec: ModelSpec, feeds: dict[str, np.ndarray],
+             reference: dict[str, np.ndarray], staging: Path) -> ArtifactResult:
+        info = FORMATS[fmt]
+        row = ArtifactResult(fmt, runtime=info.runtime,
+                             tolerances=tolerances_for(info.policy, spec, self.opts.atol, self.opts.rtol))
+        if info.needs_keras_architecture and self.source.kind == "saved_model":
+            row.status, row.error = SKIPPED, "input is a SavedModel, which holds no Keras architecture"
+            self.say(f"{prefix}: skipped ({row.error})")
+            return row
+        missing = unavailable_reason(info.runtime)
+        if missing:
+            row.status, row.stage, row.error = ERROR, "run", f"runtime {info.runtime} unavailable: {missing}"
+            self.say(f"{prefix}: {row.error}")
+            return row
+        staged = staging / info.filename
+        self.say(f"{prefix}: converting")
+        try:
+            options = {"opset": self.opts.opset} if fmt == "onnx" else {}
+            row.meta = self._tf("export", fmt, str(staged), options, tag=f"export:{fmt}", on_progress=self.say)
+            row.convert_s = row.meta.pop("convert_s", None)
+            row.notes.extend(row.meta.pop("notes", []))
+        except (errors.ConversionError, errors.WorkerCrashed, errors.InputError) as exc:
+            row.status, row.stage, row.error = ERROR, "convert", str(exc)
+            self.say(f"{prefix}: conversion failed: {exc}")
+            return row
+        self.say(f"{prefix}: running in {info.runtime}")
+        worker = self.pool.tf if RUNTIMES[info.runtime].worker == "tf" else self.pool.rt
+        run_opts = {"unsafe": True} if (self.source.unsafe and worker is self.pool.tf) else {}
+        try:
+            res = worker.call("edgekit.tasks:run_artifact", info.runtime, str(staged), feeds, self.opts.repeats,
+                              run_opts, timeout=self.opts.timeout, tag=f"run:{fmt}")
+        except (errors.RuntimeFailure, errors.WorkerCrashed, errors.InputError) as exc:
+            row.status, row.stage, row.error = ERROR, "run", str(exc)
+        else:
+            row.latency = res["latency"]
+            row.comparison = compare(reference, res["outputs"], row.tolerances)
+            row.status = PASS if row.comparison else MISMATCH
+            if not row.comparison:
+                row.stage, row.error = "compare", "; ".join(row.comparison.failures())
+        self._publish(info, staged, row, staging)
+        self.say(f"{prefix}: {row.status}" + (f" ({row.error})" if row.error else ""))
+        return row
+
+    def _publish(self, info: Any, staged: Path, row: ArtifactResult, staging: Path) -> None:
+        """Rename a finished artifact (and its companion files) into the output directory."""
+        extras = [staging / e for e in info.extra_files if (staging / e).exists()]
+        for e in extras:
+            move_into_place(e, self.out / e.name)
+        final = self.out / info.filename
+        move_into_place(staged, final)
+        row.path = str(final)
+        row.size = size_of(final) + sum(size_of(self.out / e.name) for e in extras)
+        row.sha256 = sha256_of(final)
+        if extras:
+            row.meta["extra_files"] = {e.name: sha256_of(self.out / e.name) for e in extras}
 
 
 def _lock_out_dir(out: Path, staging: Path) -> Any:

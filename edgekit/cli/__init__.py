@@ -119,7 +119,7 @@ def demo(out_dir: str, epochs: int, seed: int, quiet: bool) -> None:
     say(f"trained: test accuracy {info['test_accuracy']:.4f} on {info['n_test']} held-out digits")
     _, _, x_test, _ = load_digits(seed=seed)
     result = run_convert(str(model_path), out / "artifacts", input_arrays={"pixels": x_test[:64]},
-                         progress=say)
+                         input_label="64 held-out digits test images", progress=say)
     click.echo(render(result))
     click.echo(f"\nKeras model test accuracy: {info['test_accuracy']:.4f}; trained model: {model_path}")
     sys.exit(result.exit_code)

@@ -21,8 +21,13 @@ def _num(x: float | None, fmt: str = ".2g") -> str:
     return "-" if x is None else format(x, fmt)
 
 
+def _top1(c: object) -> str:
+    vals = [o.top1_agreement for o in getattr(c, "outputs", ()) if o.top1_agreement is not None]
+    return "-" if not vals else f"{100 * min(vals):.0f}%"
+
+
 def render(result: "ConvertResult") -> str:
-    head = ["artifact", "size", "convert", "latency", "max|d|", "max rel", "tolerance", "result"]
+    head = ["artifact", "size", "convert", "latency", "max|d|", "max rel", "top-1", "tolerance", "result"]
     rows = []
     for r in result.rows:
         name = r.path.rsplit("/", 1)[-1] if r.path else r.format
@@ -37,6 +42,7 @@ def render(result: "ConvertResult") -> str:
             "-" if not r.latency else f"{r.latency['median_ms']:.2f} ms",
             _num(c.max_abs if c else None),
             _num(c.max_rel if c else None),
+            _top1(c),
             "-" if tol is None else f"{tol.atol:g}+{tol.rtol:g}x",
             {"pass": "PASS", "mismatch": "FAIL", "error": "ERROR", "skipped": "n/a"}[r.status],
         ])
