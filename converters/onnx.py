@@ -34,6 +34,43 @@ def name_batch_dim(model_proto: Any, batch_name: str = "batch") -> None:
                 d.dim_param = batch_name
 
 
+def _erfc_as_one_minus_erf(ctx: Any, node: Any, name: str, args: Any) -> Any:
+    """TF's Erfc (exact GELU: ``0.5 * x * erfc(-x / sqrt(2))``, in every BERT-style model)
+    has no tf2onnx conversion; ONNX has Erf, and erfc(x) = 1 - erf(x)."""
+    import numpy as np
+    from tf2onnx import utils
+
+    node.type = "Erf"
+    dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.output[0]))
+    one = ctx.make_const(utils.make_name("erfc_one"), np.array(1, dtype=dtype))
+    ctx.insert_new_node_on_output("Sub", node.output[0], inputs=[one.output[0], node.output[0]])
+    return node
+
+
+CUSTOM_OP_HANDLERS = {"Erfc": (_erfc_as_one_minus_erf, [])}
+
+
+def _without_captured_constants(fn: Any, in_names: list[str], out_names: list[str], sig: list[Any]) -> Any:
+    """tf2onnx turns every captured non-variable tensor (a constant a Keras graph computed
+    at build time, e.g. ``keras.ops.arange`` position ids) into an extra graph input. Freeze
+    such a function first, so captures become constants, and convert a wrapper around it."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    cf = fn.get_concrete_function()
+    if not any(t.dtype != tf.resource for t in cf.captured_inputs):
+        return fn
+    frozen = convert_variables_to_constants_v2(cf)
+    order = sorted(out_names)  # a dict's outputs flatten in sorted-key order
+
+    def call_frozen(*tensors: Any) -> dict[str, Any]:
+        return dict(zip(order, frozen(*tensors)))
+
+    from edgekit.converters.saved_model import _positional
+
+    return tf.function(_positional(call_frozen, in_names), input_signature=sig, autograph=False)
+
+
 class OnnxExporter(Exporter):
     name = "onnx"
     allowed_options = frozenset({"opset"})
@@ -53,8 +90,10 @@ class OnnxExporter(Exporter):
             raise ConversionError(f"tf2onnx is not installed ({exc}): pip install tf2onnx") from None
         sig = input_signature(ctx.spec)
         fn = tf.function(serving_fn(ctx.model, ctx.spec), input_signature=sig, autograph=False)
+        fn = _without_captured_constants(fn, ctx.spec.input_names, ctx.spec.output_names, sig)
         try:
-            proto, _ = tf2onnx.convert.from_function(fn, input_signature=sig, opset=opset)
+            proto, _ = tf2onnx.convert.from_function(fn, input_signature=sig, opset=opset,
+                                                     custom_op_handlers=CUSTOM_OP_HANDLERS)
         except Exception as exc:  # noqa: BLE001
             raise ConversionError(f"ONNX conversion failed: {first_line(exc)}") from None
         name_batch_dim(proto)
@@ -63,6 +102,12 @@ class OnnxExporter(Exporter):
         if sorted(got_in) != sorted(ctx.spec.input_names) or sorted(got_out) != sorted(ctx.spec.output_names):
             raise ConversionError(
                 f"ONNX graph names differ from the model's: inputs {got_in}, outputs {got_out}"
+            )
+        unconverted = sorted({n.op_type for n in proto.graph.node
+                              if n.domain in ("", "ai.onnx") and not onnx.defs.has(n.op_type)})
+        if unconverted:
+            raise ConversionError(
+                f"tf2onnx has no ONNX conversion for TensorFlow op(s) {', '.join(unconverted)} (opset {opset})"
             )
         try:
             onnx.checker.check_model(proto)

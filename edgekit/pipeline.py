@@ -295,7 +295,8 @@ class _Run:
             res = worker.call("edgekit.tasks:run_artifact", info.runtime, str(staged), feeds, self.opts.repeats,
                               run_opts, timeout=self.opts.timeout, tag=f"run:{fmt}")
         except (errors.RuntimeFailure, errors.WorkerCrashed, errors.InputError) as exc:
-            row.status, row.stage, row.error = ERROR, "run", str(exc)
+            # name the file where the user will find it, not its staging path
+            row.status, row.stage, row.error = ERROR, "run", str(exc).replace(str(staging), str(self.out))
         else:
             row.latency = res["latency"]
             row.comparison = compare(reference, res["outputs"], row.tolerances)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import RuntimeFailure
-from edgekit.runtimes.base import Runner
+from edgekit.runtimes.base import Runner, _line
 
 
 class SavedModelRunner(Runner):
@@ -50,7 +50,14 @@ class KerasFileRunner(Runner):
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self._model = keras.saving.load_model(self.path, compile=False, safe_mode=not self.options.get("unsafe"))
+            try:
+                self._model = keras.saving.load_model(self.path, compile=False,
+                                                      safe_mode=not self.options.get("unsafe"))
+            except Exception as exc:  # noqa: BLE001
+                hint = ""
+                if self.path.endswith(".h5"):
+                    hint = " (legacy HDF5 cannot represent every Keras 3 model, e.g. keras.ops calls in a functional graph; ship model.keras)"
+                raise RuntimeFailure(f"Keras could not reload {self.path}: {_line(exc)}{hint}") from None
         self._names = io_names(self._model)
 
     def _io(self) -> tuple[list[str], list[str]]:
