@@ -94,5 +94,4 @@ class SavedModelExporter(Exporter):
             writer = write_saved_model(ctx.model, ctx.spec, path)
         except Exception as exc:  # noqa: BLE001 - TF raises many types
             raise ConversionError(f"SavedModel export failed: {first_line(exc)}") from None
-        ctx.cache["saved_model_dir"] = str(path)
         return {"writer": writer}

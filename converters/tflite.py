@@ -27,24 +27,17 @@ def convert_saved_model(saved_model_dir: str, configure: Any = None) -> bytes:
 
 
 def float_saved_model(ctx: ExportContext, workdir: str) -> tuple[str, list[str]]:
-    """A SavedModel of the model as TFLite should see it (unrolled if recurrent)."""
+    """A SavedModel of the model as TFLite should see it (unrolled if recurrent), written
+    once per run into ``workdir``."""
     from edgekit.converters.saved_model import write_saved_model
     from edgekit.models.keras_io import unrolled
 
-    notes: list[str] = []
-    if ctx.spec.has_rnn:
-        key = "unrolled_saved_model_dir"
-        if key not in ctx.cache:
-            d = Path(workdir) / "unrolled"
-            write_saved_model(unrolled(ctx.model), ctx.spec, d)
-            ctx.cache[key] = str(d)
-        notes.append("recurrent layers unrolled for builtin-only TFLite")
-        return ctx.cache[key], notes
-    if "saved_model_dir" not in ctx.cache or not Path(ctx.cache["saved_model_dir"]).exists():
-        d = Path(workdir) / "float"
-        write_saved_model(ctx.model, ctx.spec, d)
-        ctx.cache["saved_model_dir"] = str(d)
-    return ctx.cache["saved_model_dir"], notes
+    notes = ["recurrent layers unrolled for builtin-only TFLite"] if ctx.spec.has_rnn else []
+    if "tflite_saved_model_dir" not in ctx.cache:
+        d = Path(workdir) / "tflite_saved_model"
+        write_saved_model(unrolled(ctx.model) if ctx.spec.has_rnn else ctx.model, ctx.spec, d)
+        ctx.cache["tflite_saved_model_dir"] = str(d)
+    return ctx.cache["tflite_saved_model_dir"], notes
 
 
 def check_builtin_only(buf: bytes) -> dict[str, Any]:
@@ -65,7 +58,8 @@ class TFLiteExporter(Exporter):
     name = "tflite"
 
     def _write(self, ctx: ExportContext, path: Path, options: dict[str, Any]) -> dict[str, Any]:
-        workdir = ctx.cache.setdefault("workdir", tempfile.mkdtemp(prefix="edgekit-tf-"))
+        workdir = ctx.cache.get("workdir") or tempfile.mkdtemp(prefix="edgekit-tf-")
+        ctx.cache["workdir"] = workdir
         try:
             sm_dir, notes = float_saved_model(ctx, workdir)
             buf = convert_saved_model(sm_dir)

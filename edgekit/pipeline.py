@@ -222,6 +222,7 @@ class _Run:
                                  timeout=self.opts.timeout, tag=tag, **kw)
 
     def execute(self, arrays: Mapping[str, np.ndarray] | None, label: str, scratch: str, t_start: float) -> ConvertResult:
+        self.scratch = scratch
         self.say(f"loading {self.source.display}")
         spec = ModelSpec.from_json(self._tf("inspect_model", tag="load"))
         for m in (self.opts.atol, self.opts.rtol):
@@ -281,7 +282,8 @@ class _Run:
         self.say(f"{prefix}: converting")
         try:
             options = {"opset": self.opts.opset} if fmt == "onnx" else {}
-            row.meta = self._tf("export", fmt, str(staged), options, tag=f"export:{fmt}", on_progress=self.say)
+            row.meta = self._tf("export", fmt, str(staged), options, self.scratch, tag=f"export:{fmt}",
+                                on_progress=self.say)
             row.convert_s = row.meta.pop("convert_s", None)
             row.notes.extend(row.meta.pop("notes", []))
         except (errors.ConversionError, errors.WorkerCrashed, errors.InputError) as exc:

@@ -63,10 +63,14 @@ def reference(source: Mapping[str, Any], feeds: Mapping[str, np.ndarray], repeat
     return out, {"first_ms": first, "median_ms": statistics.median(times) if times else first, "runs": len(times)}
 
 
-def export(source: Mapping[str, Any], fmt: str, path: str, options: Mapping[str, Any]) -> dict[str, Any]:
+def export(source: Mapping[str, Any], fmt: str, path: str, options: Mapping[str, Any], workdir: str) -> dict[str, Any]:
+    """Export to ``path``; intermediate files go to ``workdir``, which the caller removes."""
     from edgekit.converters import get_exporter
 
     ctx = _context(source)
+    if ctx.cache.get("workdir") != workdir:
+        ctx.cache.clear()  # intermediates of an earlier run are gone with its workdir
+        ctx.cache["workdir"] = workdir
     return get_exporter(fmt).export(ctx, path, dict(options))
 
 
