@@ -156,6 +156,7 @@ class CheckOptions:
     rtol: Mapping[str | None, float] = field(default_factory=dict)
     timeout: float = 600.0
     repeats: int = 5
+    target_runtime: dict[str, Any] | None = None  # a compat table: TFLite ops must run there
 
 
 def convert(
@@ -174,6 +175,7 @@ def convert(
     unsafe: bool = False,
     timeout: float = 600.0,
     repeats: int = 5,
+    target_runtime: str | None = None,
     progress: Progress | None = None,
     pool: WorkerPool | None = None,
 ) -> ConvertResult:
@@ -198,7 +200,13 @@ def convert(
         arrays, label = dict(input_arrays), input_label
     else:
         arrays, label = None, "random"
-    opts = CheckOptions(batch_size, seed, dict(shapes or {}), opset, dict(atol or {}), dict(rtol or {}), timeout, repeats)
+    table = None
+    if target_runtime:
+        from edgekit.runtimes.compat import find_table
+
+        table = find_table(target_runtime)
+    opts = CheckOptions(batch_size, seed, dict(shapes or {}), opset, dict(atol or {}), dict(rtol or {}), timeout,
+                        repeats, table)
     run = _Run(source, fmts, out, opts, progress or (lambda _m: None), pool or default_pool())
     scratch = tempfile.mkdtemp(prefix="edgekit-run-")
     try:
@@ -290,6 +298,18 @@ class _Run:
             row.status, row.stage, row.error = ERROR, "convert", str(exc)
             self.say(f"{prefix}: conversion failed: {exc}")
             return row
+        if fmt == "tflite" and self.opts.target_runtime is not None:
+            from edgekit.runtimes.compat import incompatibilities
+            from edgekit.runtimes.tflite_ops import list_ops
+
+            t = self.opts.target_runtime
+            bad = incompatibilities(list_ops(staged.read_bytes()), t)
+            if bad:
+                row.status, row.stage = ERROR, "compat"
+                row.error = f"would not run on {t['runtime']} {t['version']}: {'; '.join(bad)}"
+                self.say(f"{prefix}: {row.error}")
+                return row  # not published: the file is unusable where it is meant to run
+            row.notes.append(f"every operator version runs on {t['runtime']} {t['version']}")
         self.say(f"{prefix}: running in {info.runtime}")
         worker = self.pool.tf if RUNTIMES[info.runtime].worker == "tf" else self.pool.rt
         run_opts = {"unsafe": True} if (self.source.unsafe and worker is self.pool.tf) else {}

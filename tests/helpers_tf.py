@@ -44,3 +44,52 @@ def make_flex_tflite(path: str) -> None:
     conv._experimental_lower_tensor_list_ops = False
     with open(path, "wb") as fh:
         fh.write(conv.convert())
+
+
+def make_quantized_tflite(name: str, out_dir: str, seed: int = 0) -> dict[str, str]:
+    """float32, dynamic-range, float16 and full-int8 (int8 I/O) TFLite files of a guide model,
+    made with the raw converter (representative data fed by input name)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from edgekit.converters.saved_model import write_saved_model
+    from edgekit.feeds import random_feeds
+    from edgekit.models.keras_io import model_spec
+    from edgekit.models.zoo import BUILDERS
+
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = BUILDERS[name](image_size=16) if name == "two_input" else BUILDERS[name]()
+    spec = model_spec(model, "builtin")
+    d = Path(out_dir)
+    sm = d / f"{name}_sm"
+    write_saved_model(model, spec, sm)
+    rep = [random_feeds(spec.inputs, batch=1, seed=i) for i in range(50)]
+
+    def conv(configure):
+        c = tf.lite.TFLiteConverter.from_saved_model(str(sm))
+        configure(c)
+        return c.convert()
+
+    def dynamic(c):
+        c.optimizations = [tf.lite.Optimize.DEFAULT]
+
+    def fp16(c):
+        c.optimizations = [tf.lite.Optimize.DEFAULT]
+        c.target_spec.supported_types = [tf.float16]
+
+    def int8(c):
+        c.optimizations = [tf.lite.Optimize.DEFAULT]
+        c.representative_dataset = lambda: iter(rep)
+        c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if all(np.dtype(s.dtype).kind == "f" for s in spec.inputs):
+            c.inference_input_type = tf.int8
+        c.inference_output_type = tf.int8
+
+    out = {}
+    for mode, cfg in [("float32", lambda c: None), ("dynamic", dynamic), ("float16", fp16), ("int8", int8)]:
+        p = d / f"{name}_{mode}.tflite"
+        p.write_bytes(conv(cfg))
+        out[mode] = str(p)
+    return out

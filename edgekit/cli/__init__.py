@@ -62,10 +62,13 @@ FORMATS_HELP = "saved_model, keras, h5, weights, tflite, onnx"
 @click.option("--unsafe", is_flag=True, help="Allow models whose loading runs stored code (Lambda layers).")
 @click.option("--timeout", default=600.0, show_default=True, type=float, metavar="SECONDS",
               help="Limit for each conversion and each runtime check.")
+@click.option("--target-runtime", default=None, metavar="NAME==VERSION",
+              help="Fail the TFLite artifact if any operator version would not run on this runtime "
+                   "(e.g. tflite-runtime==2.14; see 'edgekit inspect --runtime').")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines; only the matrix.")
 def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: str | None, batch_size: int,
             seed: int, shapes: tuple[str, ...], atol: tuple[str, ...], rtol: tuple[str, ...], unsafe: bool,
-            timeout: float, quiet: bool) -> None:
+            timeout: float, target_runtime: str | None, quiet: bool) -> None:
     """Export MODEL to every format and check each artifact against it.
 
     MODEL is a .keras or .h5 file, a SavedModel directory, path/to/module.py:function
@@ -82,7 +85,7 @@ def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: s
         model, out_dir, formats=formats, inputs=inputs, batch_size=batch_size, seed=seed,
         shapes=parse_shapes(shapes), opset=opset,
         atol=parse_tolerance_overrides(atol, "atol"), rtol=parse_tolerance_overrides(rtol, "rtol"),
-        unsafe=unsafe, timeout=timeout, progress=_progress(quiet),
+        unsafe=unsafe, timeout=timeout, target_runtime=target_runtime, progress=_progress(quiet),
     )
     click.echo(render(result))
     sys.exit(result.exit_code)
@@ -135,6 +138,17 @@ def formats_cmd() -> None:
         why = unavailable_reason(f.runtime)
         state = "available" if why is None else f"unavailable: {why}"
         click.echo(f"{f.name:12} {f.filename:18} checked by {f.runtime:14} {state}  ({f.description})")
+
+
+def _register_device_commands() -> None:
+    from edgekit.cli.device import bench, inspect, run
+
+    cli.add_command(run)
+    cli.add_command(bench)
+    cli.add_command(inspect)
+
+
+_register_device_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,324 @@
+"""``edgekit run``, ``bench`` and ``inspect``: the commands that work on a device with only
+numpy and a runtime installed (no TensorFlow, Keras or tf2onnx is imported)."""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from edgekit.errors import InputError, MissingDependencyError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+
+
+def read_inputs(path: str, predictor: Any) -> tuple[dict[str, np.ndarray], str]:
+    """Arrays by input name from .npz/.npy or an image file; returns them and a note."""
+    from edgekit.feeds import load_arrays
+
+    p = Path(path)
+    if p.suffix.lower() in IMAGE_SUFFIXES:
+        return read_image(p, predictor)
+    arrays = load_arrays(path)
+    if list(arrays) == [""]:
+        if len(predictor.inputs) != 1:
+            raise InputError(f"a single .npy cannot feed inputs {predictor.input_names}: use an .npz keyed by name")
+        arrays = {predictor.inputs[0].name: arrays[""]}
+    return arrays, ""
+
+
+def read_image(p: Path, predictor: Any) -> tuple[dict[str, np.ndarray], str]:
+    """One image as a batch of 1, resized to the model's (H, W, C) input, scaled to [0, 1]."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise MissingDependencyError("reading images needs Pillow: pip install pillow (or pass an .npy array)") from None
+    images = [t for t in predictor.inputs if len(t.shape) == 4]
+    if len(predictor.inputs) != 1 or not images:
+        raise InputError(f"an image can feed a model with one (batch, H, W, C) input; this one has {predictor.inputs}")
+    t = images[0]
+    _, h, w, c = t.shape
+    if h <= 0 or w <= 0 or c not in (1, 3, 4):
+        raise InputError(f"input {t.name!r} has shape {t.shape}: need a fixed (H, W) and 1, 3 or 4 channels for an image")
+    try:
+        img = Image.open(p)
+        img = img.convert({1: "L", 3: "RGB", 4: "RGBA"}[c])
+    except OSError as exc:
+        raise InputError(f"cannot read image {p}: {exc}") from None
+    src = img.size
+    img = img.resize((w, h), Image.BILINEAR)
+    arr = np.asarray(img, dtype=np.float32).reshape(1, h, w, c) / 255.0
+    return {t.name: arr}, f"image {p.name} {src[0]}x{src[1]} resized to {w}x{h}, {c} channel(s), scaled to [0, 1]"
+
+
+def _is_classifier(a: np.ndarray) -> bool:
+    return a.ndim == 2 and a.shape[1] > 1
+
+
+def topk_lines(name: str, a: np.ndarray, k: int) -> list[str]:
+    lines = []
+    for i, row in enumerate(a[:16]):
+        idx = np.argsort(-row)[:k]
+        lines.append(f"  {name}[{i}] top-{len(idx)}: " + ", ".join(f"{j} ({row[j]:.4f})" for j in idx))
+    if len(a) > 16:
+        lines.append(f"  ... {len(a) - 16} more rows")
+    return lines
+
+
+@click.command()
+@click.argument("artifact", type=click.Path(dir_okay=False))
+@click.option("--input", "-i", "input_path", required=True, metavar="FILE",
+              help="Inputs: .npz (one array per input name), .npy (one input) or an image (.png/.jpg).")
+@click.option("--output", "-o", "output_path", default=None, metavar="FILE.npz",
+              help="Write the outputs (and NAME_classes for classifier outputs) to an .npz.")
+@click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 1000), help="Classes shown per row.")
+@click.option("--threads", default=None, type=click.IntRange(1, 256), help="Interpreter threads.")
+@click.option("--no-xnnpack", is_flag=True, help="TFLite: run the builtin kernels without the XNNPACK delegate.")
+@click.option("--raw", is_flag=True, help="Quantized models: take and return raw integers (no (de)quantization).")
+def run(artifact: str, input_path: str, output_path: str | None, top_k: int, threads: int | None,
+        no_xnnpack: bool, raw: bool) -> None:
+    """Run ARTIFACT (.tflite or .onnx) on inputs and print its outputs."""
+    from edgekit.fsutil import atomic_write_bytes
+    from edgekit.runtime import load
+
+    pred = load(artifact, threads=threads, xnnpack=not no_xnnpack, raw_io=raw)
+    arrays, note = read_inputs(input_path, pred)
+    if note:
+        click.echo(note, err=True)
+    out = pred.predict(arrays)
+    for name, a in out.items():
+        click.echo(f"{name}: shape {tuple(a.shape)} dtype {a.dtype}")
+        if _is_classifier(a):
+            click.echo("\n".join(topk_lines(name, a, top_k)))
+        else:
+            with np.printoptions(precision=5, suppress=True, threshold=40):
+                click.echo(f"  {a}")
+    if output_path:
+        import io
+
+        save = dict(out)
+        for name, a in out.items():
+            if _is_classifier(a):
+                save[f"{name}_classes"] = np.argmax(a, axis=1)
+        buf = io.BytesIO()
+        np.savez(buf, **save)
+        atomic_write_bytes(output_path, buf.getvalue())
+        click.echo(f"outputs written to {output_path}", err=True)
+
+
+def _random_inputs(pred: Any, batch: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for t in pred.inputs:
+        dims = list(t.shape)
+        if dims and dims[0] == -1:
+            dims[0] = batch
+        elif dims:
+            dims[0] = batch if dims[0] in (1, batch) else dims[0]
+        if any(d < 0 for d in dims):
+            raise InputError(f"input {t.name!r} has dynamic dimensions {t.shape}: pass --input with real arrays")
+        dt = np.dtype(t.dtype)
+        if dt.kind in "iu" and not t.quantized:
+            out[t.name] = rng.integers(0, 10, size=dims).astype(dt)
+        else:
+            out[t.name] = rng.standard_normal(dims).astype(np.float32)
+    return out
+
+
+def bench_predictor(pred: Any, feeds: dict[str, np.ndarray], runs: int, warmup: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    pred.predict(feeds)
+    first_ms = (time.perf_counter() - t0) * 1e3
+    for _ in range(warmup):
+        pred.predict(feeds)
+    times = []
+    t_all = time.perf_counter()
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        pred.predict(feeds)
+        times.append((time.perf_counter() - t0) * 1e3)
+    total = time.perf_counter() - t_all
+    q = np.percentile(times, [50, 90, 99])
+    batch = int(next(iter(feeds.values())).shape[0]) if feeds else 1
+    return {
+        "first_inference_ms": first_ms,
+        "p50_ms": float(q[0]), "p90_ms": float(q[1]), "p99_ms": float(q[2]),
+        "mean_ms": statistics.fmean(times), "runs": runs, "warmup": warmup,
+        "throughput_samples_per_s": batch * runs / total if total > 0 else None,
+    }
+
+
+@click.command()
+@click.argument("artifact", type=click.Path(dir_okay=False))
+@click.option("--threads", default=None, type=click.IntRange(1, 256))
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(1, 65536))
+@click.option("--runs", default=100, show_default=True, type=click.IntRange(1, 10_000_000))
+@click.option("--warmup", default=10, show_default=True, type=click.IntRange(0, 100_000))
+@click.option("--input", "-i", "input_path", default=None, metavar="FILE",
+              help="Inputs to time with (default: seeded random data of the model's shapes).")
+@click.option("--no-xnnpack", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def bench(artifact: str, threads: int | None, batch: int, runs: int, warmup: int, input_path: str | None,
+          no_xnnpack: bool, as_json: bool) -> None:
+    """Time ARTIFACT: load, first inference, latency percentiles, throughput, peak memory."""
+    from edgekit.runtime import load
+
+    t0 = time.perf_counter()
+    pred = load(artifact, threads=threads, xnnpack=not no_xnnpack)
+    load_ms = (time.perf_counter() - t0) * 1e3
+    feeds = read_inputs(input_path, pred)[0] if input_path else _random_inputs(pred, batch, 0)
+    stats = bench_predictor(pred, feeds, runs, warmup)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    report = {
+        "artifact": os.path.abspath(artifact), "backend": pred.backend, "threads": threads, "batch": batch,
+        "xnnpack": not no_xnnpack, "load_ms": load_ms, **stats, "peak_rss_mb": peak_kb / 1024,
+    }
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+        return
+    click.echo(f"{artifact} on {pred.backend} (batch {batch}, threads {threads or 'default'})")
+    click.echo(f"  load            {load_ms:9.2f} ms")
+    click.echo(f"  first inference {stats['first_inference_ms']:9.3f} ms")
+    click.echo(f"  p50 / p90 / p99 {stats['p50_ms']:9.3f} / {stats['p90_ms']:.3f} / {stats['p99_ms']:.3f} ms  ({runs} runs after {warmup} warm-up)")
+    click.echo(f"  throughput      {stats['throughput_samples_per_s']:9.1f} samples/s")
+    click.echo(f"  peak RSS        {peak_kb / 1024:9.1f} MB (whole process)")
+
+
+@click.command()
+@click.argument("artifact", type=click.Path(dir_okay=False))
+@click.option("--runtime", "runtime_spec", default=None, metavar="NAME==VERSION",
+              help="Check the operators against a runtime: e.g. tflite-runtime==2.14, ai-edge-litert==2.3, "
+                   "'installed' (probe the runtime installed here) or a table .json.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def inspect(artifact: str, runtime_spec: str | None, as_json: bool) -> None:
+    """Describe ARTIFACT: inputs/outputs, operators and versions, Flex/custom ops, quantization,
+    size; with --runtime, the operators that runtime cannot execute (exit 3 if any)."""
+    from edgekit.fsutil import sha256_of
+
+    p = Path(artifact)
+    if not p.is_file():
+        raise InputError(f"{artifact} does not exist or is not a file")
+    data = p.read_bytes()
+    info: dict[str, Any] = {"artifact": str(p), "size": len(data), "sha256": sha256_of(p)}
+    if data[4:8] == b"TFL3":
+        info.update(_inspect_tflite(data, runtime_spec))
+    elif p.suffix == ".onnx":
+        if runtime_spec:
+            raise InputError("--runtime checks TFLite operator versions; this is an ONNX file")
+        info.update(_inspect_onnx(str(p)))
+    else:
+        raise InputError(f"{artifact} is neither a TFLite (TFL3) nor an ONNX file")
+    if as_json:
+        click.echo(json.dumps(info, indent=1))
+    else:
+        _print_inspect(info)
+    if info.get("incompatible"):
+        sys.exit(3)
+
+
+def _inspect_tflite(data: bytes, runtime_spec: str | None) -> dict[str, Any]:
+    from edgekit.runtimes.tflite_ops import describe
+
+    d = describe(data)
+    io = _tflite_io(data)
+    out: dict[str, Any] = {"format": "tflite", **io, **d.to_json()}
+    out["quantization"] = [
+        {"tensor": t.name, "dtype": t.dtype, "scale": t.scales[0] if len(t.scales) == 1 else f"{len(t.scales)} per-axis",
+         "zero_point": t.zero_points[0] if len(t.zero_points) == 1 else f"{len(t.zero_points)} per-axis"}
+        for t in d.quantized_tensors[:200]
+    ]
+    if runtime_spec:
+        from edgekit.runtimes.compat import find_table, incompatibilities
+
+        table = find_table(runtime_spec)
+        out["runtime_check"] = {"runtime": table["runtime"], "version": table["version"], "method": table["method"]}
+        out["incompatible"] = incompatibilities(d.ops, table)
+    return out
+
+
+def _tflite_io(data: bytes) -> dict[str, Any]:
+    try:
+        from edgekit.runtime import TFLitePredictor
+    except ImportError:  # pragma: no cover
+        return {}
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".tflite") as fh:
+        fh.write(data)
+        fh.flush()
+        try:
+            pred = TFLitePredictor(fh.name)
+        except Exception as exc:  # noqa: BLE001 - report, do not fail: inspecting is the point
+            return {"runnable_here": False, "load_error": str(exc)}
+        io = {"inputs": [vars(t) for t in pred.inputs], "outputs": [vars(t) for t in pred.outputs]}
+        try:
+            pred._it.allocate_tensors()  # Flex ops load but fail here, when kernels are prepared
+        except Exception as exc:  # noqa: BLE001
+            return {"runnable_here": False, "load_error": str(exc).splitlines()[0], **io}
+        return {"runnable_here": True, "runtime_loaded_with": pred.backend, **io}
+
+
+def _inspect_onnx(path: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"format": "onnx"}
+    try:
+        from edgekit.runtime import OnnxPredictor
+
+        pred = OnnxPredictor(path)
+        out.update({"runnable_here": True, "inputs": [vars(t) for t in pred.inputs], "outputs": [vars(t) for t in pred.outputs]})
+    except Exception as exc:  # noqa: BLE001
+        out.update({"runnable_here": False, "load_error": str(exc)})
+    try:
+        import onnx
+        from collections import Counter
+
+        m = onnx.load(path, load_external_data=False)
+        out["opset"] = {i.domain or "ai.onnx": i.version for i in m.opset_import}
+        out["operators"] = [{"name": k, "count": v} for k, v in sorted(Counter(n.op_type for n in m.graph.node).items())]
+        out["producer"] = f"{m.producer_name} {m.producer_version}".strip()
+    except ImportError:
+        out["operators_note"] = "operator list needs the onnx package (pip install onnx)"
+    return out
+
+
+def _print_inspect(info: dict[str, Any]) -> None:
+    from edgekit.report.matrix import human_size
+
+    click.echo(f"{info['artifact']}: {info['format']}, {human_size(info['size'])}, sha256 {info['sha256'][:16]}...")
+    if not info.get("runnable_here", True):
+        click.echo(f"  cannot run with the runtime installed here: {info.get('load_error')}")
+    for kind in ("inputs", "outputs"):
+        for t in info.get(kind, []):
+            q = f", quantized scale {t['scale']:.4g} zero point {t['zero_point']}" if t.get("scale") else ""
+            click.echo(f"  {kind[:-1]:6} {t['name']}: {t['dtype']} {tuple(t['shape'])}{q}")
+    if "opset" in info:
+        click.echo(f"  opset {info['opset']}")
+    ops = info.get("operators", [])
+    if ops:
+        click.echo(f"  operators ({len(ops)}):")
+        for o in ops:
+            v = f" v{o['version']}" if "version" in o else ""
+            tag = " [custom]" if o.get("custom") else ""
+            click.echo(f"    {o['name']}{v} x{o['count']}{tag}")
+    if info.get("flex_ops"):
+        click.echo(f"  Flex ops (need the Select TF ops delegate): {', '.join(info['flex_ops'])}")
+    if info.get("custom_ops"):
+        click.echo(f"  custom ops: {', '.join(info['custom_ops'])}")
+    if "quantized_tensors" in info:
+        qt = info["quantized_tensors"]
+        click.echo("  quantized tensors: " + (", ".join(f"{n} {k}" for k, n in qt.items()) if qt else "none (float model)"))
+    if "runtime_check" in info:
+        rc = info["runtime_check"]
+        bad = info["incompatible"]
+        if bad:
+            click.echo(f"  NOT runnable on {rc['runtime']} {rc['version']}:")
+            for b in bad:
+                click.echo(f"    {b}")
+        else:
+            click.echo(f"  runnable on {rc['runtime']} {rc['version']} (every operator version is supported)")

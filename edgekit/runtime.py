@@ -1,0 +1,265 @@
+"""On-device inference without TensorFlow: ``edgekit.runtime.load(path).predict(inputs)``.
+
+Needs only numpy and a runtime: LiteRT (``ai-edge-litert``, or the older ``tflite-runtime``)
+for ``.tflite``, ONNX Runtime for ``.onnx``. Inputs and outputs are addressed by name; any
+batch size works (tensors are resized when the shape changes); quantized models take and
+return floats (quantized with the model's scale and zero point) unless ``raw_io=True``.
+
+The TFLite path calls ``set_tensor``/``invoke``/``get_tensor`` by tensor index, resolved once
+from the signature, so a call costs little more than a bare ``Interpreter.invoke``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from edgekit.errors import InputError, MissingDependencyError, RuntimeFailure
+
+__all__ = ["TensorInfo", "Predictor", "load"]
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A named input or output: ``shape`` has -1 for dimensions that can change."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    scale: float | None = None
+    zero_point: int | None = None
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale is not None and self.scale != 0.0
+
+
+class Predictor:
+    """A loaded model. ``predict({name: array})`` or ``predict(array)`` for one input."""
+
+    backend: str = ""
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+
+    def __init__(self, path: str, raw_io: bool = False) -> None:
+        self.path = path
+        self.raw_io = raw_io
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t.name for t in self.outputs]
+
+    def _named(self, feeds: Mapping[str, np.ndarray] | np.ndarray | None, kw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if feeds is None:
+            named = dict(kw)
+        elif isinstance(feeds, Mapping):
+            named = {**feeds, **kw}
+        else:
+            if len(self.inputs) != 1:
+                raise InputError(f"the model has inputs {self.input_names}: pass a dict keyed by name")
+            named = {self.inputs[0].name: feeds}
+        missing = [n for n in self.input_names if n not in named]
+        extra = [n for n in named if n not in self.input_names]
+        if missing or extra:
+            raise InputError(f"the model's inputs are {self.input_names}: missing {missing}, unexpected {extra}")
+        return named
+
+    def _to_input(self, info: TensorInfo, arr: Any) -> np.ndarray:
+        a = np.asarray(arr)
+        want = np.dtype(info.dtype)
+        if a.dtype == want:
+            return a
+        if info.quantized and not self.raw_io and a.dtype.kind == "f":
+            lo, hi = np.iinfo(want).min, np.iinfo(want).max
+            return np.clip(np.round(a / info.scale) + info.zero_point, lo, hi).astype(want)
+        if a.dtype.kind in "biuf" and (np.can_cast(a.dtype, want, "same_kind") or
+                                       (want.kind in "iu" and a.dtype.kind in "iu")):
+            return a.astype(want)
+        if want.kind in "iu" and a.dtype.kind == "f" and np.all(np.mod(a, 1) == 0):
+            return a.astype(want)
+        raise InputError(f"input {info.name!r} expects {want}, got {a.dtype}")
+
+    def _from_output(self, info: TensorInfo, arr: np.ndarray) -> np.ndarray:
+        if info.quantized and not self.raw_io:
+            return ((arr.astype(np.float32) - info.zero_point) * info.scale).astype(np.float32)
+        return arr
+
+    def predict(self, feeds: Mapping[str, np.ndarray] | np.ndarray | None = None, **kw: np.ndarray) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    __call__ = predict
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "Predictor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _tflite_interpreter() -> tuple[Any, str]:
+    try:
+        from ai_edge_litert.interpreter import Interpreter  # type: ignore[import-not-found]
+
+        return Interpreter, "ai-edge-litert"
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter  # type: ignore[import-not-found]
+
+        return Interpreter, "tflite-runtime"
+    except ImportError:
+        raise MissingDependencyError(
+            "no LiteRT runtime is installed: pip install ai-edge-litert (or tflite-runtime on boards that have it)"
+        ) from None
+
+
+def _quant(details: Mapping[str, Any]) -> tuple[float | None, int | None]:
+    scale, zp = details.get("quantization", (0.0, 0))
+    if not scale:
+        return None, None
+    return float(scale), int(zp)
+
+
+class TFLitePredictor(Predictor):
+    def __init__(self, path: str, threads: int | None = None, xnnpack: bool = True, raw_io: bool = False) -> None:
+        super().__init__(path, raw_io)
+        Interpreter, self.backend = _tflite_interpreter()
+        kwargs: dict[str, Any] = {"model_path": path}
+        if threads:
+            kwargs["num_threads"] = threads
+        if not xnnpack:
+            mod = __import__(Interpreter.__module__, fromlist=["OpResolverType"])
+            kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        try:
+            self._it = Interpreter(**kwargs)
+        except ValueError as exc:
+            raise RuntimeFailure(f"{self.backend} cannot load {path}: {str(exc).splitlines()[0]}") from None
+        sigs = self._it.get_signature_list()
+        in_details = {d["index"]: d for d in self._it.get_input_details()}
+        out_details = {d["index"]: d for d in self._it.get_output_details()}
+        if sigs:
+            key = "serving_default" if "serving_default" in sigs else next(iter(sigs))
+            runner = self._it.get_signature_runner(key)
+            sin, sout = runner.get_input_details(), runner.get_output_details()
+            in_idx = {n: d["index"] for n, d in sin.items()}
+            out_idx = {n: d["index"] for n, d in sout.items()}
+            # Signatures of other subgraphs use their own tensor indices: only the primary
+            # subgraph's tensors are reachable through set_tensor/get_tensor.
+            self._fast = all(i in in_details for i in in_idx.values()) and all(i in out_details for i in out_idx.values())
+            self._runner: Any = runner
+            del runner
+            names_in, names_out = list(sigs[key]["inputs"]), list(sigs[key]["outputs"])
+        else:
+            in_idx = {d["name"]: i for i, d in in_details.items()}
+            out_idx = {d["name"]: i for i, d in out_details.items()}
+            names_in, names_out = list(in_idx), list(out_idx)
+            self._fast, self._runner = True, None
+        details = {**in_details, **out_details}
+
+        def info(name: str, idx: int, d: Mapping[str, Any] | None) -> TensorInfo:
+            d = d or details[idx]
+            sig = d.get("shape_signature")
+            shape = tuple(int(x) for x in (sig if sig is not None and len(sig) else d["shape"]))
+            scale, zp = _quant(d)
+            return TensorInfo(name, shape, np.dtype(d["dtype"]).name, scale, zp)
+
+        sig_in = self._runner.get_input_details() if self._runner else {}
+        sig_out = self._runner.get_output_details() if self._runner else {}
+        self.inputs = [info(n, in_idx[n], sig_in.get(n)) for n in names_in]
+        self.outputs = [info(n, out_idx[n], sig_out.get(n)) for n in names_out]
+        if self._fast:
+            # a live signature runner counts as a reference into the interpreter and
+            # would forbid resizing: the fast path needs only the indices read above
+            self._runner = None
+        self._in_idx, self._out_idx = in_idx, out_idx
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        self._allocated = False
+
+    def predict(self, feeds: Mapping[str, np.ndarray] | np.ndarray | None = None, **kw: np.ndarray) -> dict[str, np.ndarray]:
+        named = self._named(feeds, kw)
+        arrays = {t.name: self._to_input(t, named[t.name]) for t in self.inputs}
+        try:
+            if not self._fast:
+                out = self._runner(**arrays)
+                return {t.name: self._from_output(t, np.array(out[t.name])) for t in self.outputs}
+            it = self._it
+            resized = False
+            for name, a in arrays.items():
+                if self._shapes.get(name) != a.shape:
+                    it.resize_tensor_input(self._in_idx[name], a.shape, strict=False)
+                    self._shapes[name] = a.shape
+                    resized = True
+            if resized or not self._allocated:
+                it.allocate_tensors()
+                self._allocated = True
+            for name, a in arrays.items():
+                it.set_tensor(self._in_idx[name], a)
+            it.invoke()
+            return {t.name: self._from_output(t, it.get_tensor(self._out_idx[t.name])) for t in self.outputs}
+        except ValueError as exc:
+            raise RuntimeFailure(f"{self.backend} failed running {self.path}: {str(exc).splitlines()[0]}") from None
+
+
+_ORT_TYPES = {
+    "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
+    "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8",
+    "tensor(int16)": "int16", "tensor(bool)": "bool",
+}
+
+
+class OnnxPredictor(Predictor):
+    backend = "onnxruntime"
+
+    def __init__(self, path: str, threads: int | None = None, raw_io: bool = False, providers: list[str] | None = None) -> None:
+        super().__init__(path, raw_io)
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise MissingDependencyError("onnxruntime is not installed: pip install onnxruntime") from None
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = threads
+        try:
+            self._sess = ort.InferenceSession(path, sess_options=opts, providers=providers or ["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
+            raise RuntimeFailure(f"onnxruntime cannot load {path}: {str(exc).splitlines()[0][:300]}") from None
+
+        def info(x: Any) -> TensorInfo:
+            shape = tuple(d if isinstance(d, int) else -1 for d in x.shape)
+            return TensorInfo(x.name, shape, _ORT_TYPES.get(x.type, "float32"))
+
+        self.inputs = [info(x) for x in self._sess.get_inputs()]
+        self.outputs = [info(x) for x in self._sess.get_outputs()]
+
+    def predict(self, feeds: Mapping[str, np.ndarray] | np.ndarray | None = None, **kw: np.ndarray) -> dict[str, np.ndarray]:
+        named = self._named(feeds, kw)
+        arrays = {t.name: self._to_input(t, named[t.name]) for t in self.inputs}
+        try:
+            outs = self._sess.run(None, arrays)
+        except Exception as exc:  # noqa: BLE001
+            raise RuntimeFailure(f"onnxruntime failed running {self.path}: {str(exc).splitlines()[0][:300]}") from None
+        return dict(zip(self.output_names, outs))
+
+
+def load(path: str | Path, *, threads: int | None = None, xnnpack: bool = True, raw_io: bool = False) -> Predictor:
+    """Load a ``.tflite`` or ``.onnx`` file (detected from content) as a ``Predictor``."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{path} does not exist or is not a file")
+    with open(p, "rb") as fh:
+        head = fh.read(8)
+    if head[4:8] == b"TFL3":
+        return TFLitePredictor(str(p), threads=threads, xnnpack=xnnpack, raw_io=raw_io)
+    if p.suffix == ".onnx" or head[:1] == b"\x08":
+        return OnnxPredictor(str(p), threads=threads, raw_io=raw_io)
+    raise InputError(f"{path} is neither a TFLite (TFL3) nor an ONNX file")
