@@ -54,15 +54,70 @@ def check_builtin_only(buf: bytes) -> dict[str, Any]:
     return {"ops": {o.name: o.count for o in ops}}
 
 
+def recipe_configurer(recipe: Any, calibration: dict[str, Any] | None, ctx: ExportContext) -> Any:
+    """A function that sets a TFLiteConverter up for ``recipe`` (None: float32)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from edgekit.quantize.recipes import Approach
+
+    if recipe is None:
+        return None
+    a = recipe.approach
+    if recipe.needs_calibration and not calibration:
+        raise ConversionError(f"TFLite {recipe.mode} needs calibration data")
+
+    def representative() -> Any:
+        # Keyed by signature input name: TFLite may order inputs differently from Keras,
+        # and a list in Keras order then feeds the wrong tensors (FIELD-NOTES).
+        n = int(next(iter(calibration.values())).shape[0])
+        for i in range(n):
+            yield {s.name: np.asarray(calibration[s.name][i:i + 1], dtype=s.dtype) for s in ctx.spec.inputs}
+
+    float_inputs = all(np.dtype(s.dtype).kind == "f" for s in ctx.spec.inputs)
+    if a is Approach.INT16X8 and not float_inputs:
+        ints = [f"{s.name}: {s.dtype}" for s in ctx.spec.inputs if np.dtype(s.dtype).kind != "f"]
+        raise ConversionError(
+            f"TFLite int16x8 cannot calibrate integer model inputs ({', '.join(ints)}): use int8 or dynamic for this model"
+        )
+
+    def configure(c: Any) -> None:
+        c.optimizations = [tf.lite.Optimize.DEFAULT]
+        if a is Approach.FLOAT16:
+            c.target_spec.supported_types = [tf.float16]
+        elif a is Approach.INT8:
+            c.representative_dataset = representative
+            c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if recipe.io_dtype == "int8":
+                if float_inputs:
+                    c.inference_input_type = tf.int8
+                c.inference_output_type = tf.int8
+        elif a is Approach.INT16X8:
+            c.representative_dataset = representative
+            c.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+            if recipe.io_dtype == "int16":
+                if float_inputs:
+                    c.inference_input_type = tf.int16
+                c.inference_output_type = tf.int16
+        elif a is not Approach.DYNAMIC_INT8:
+            raise ConversionError(f"TFLite has no mode {recipe.mode}")
+
+    return configure
+
+
 class TFLiteExporter(Exporter):
     name = "tflite"
+    allowed_options = frozenset({"recipe", "calibration"})
 
     def _write(self, ctx: ExportContext, path: Path, options: dict[str, Any]) -> dict[str, Any]:
+        from edgekit.quantize.recipes import Recipe
+
         workdir = ctx.cache.get("workdir") or tempfile.mkdtemp(prefix="edgekit-tf-")
         ctx.cache["workdir"] = workdir
+        recipe = Recipe.from_json(options["recipe"]) if options.get("recipe") else None
         try:
             sm_dir, notes = float_saved_model(ctx, workdir)
-            buf = convert_saved_model(sm_dir)
+            buf = convert_saved_model(sm_dir, recipe_configurer(recipe, options.get("calibration"), ctx))
         except ConversionError:
             raise
         except Exception as exc:  # noqa: BLE001 - the converter raises many types

@@ -21,12 +21,37 @@ from edgekit.converters import DEFAULT_OPSET, FORMATS, parse_formats
 from edgekit.feeds import bind, load_arrays, random_feeds
 from edgekit.fsutil import STAGING_PREFIX, move_into_place, remove_path, sha256_of, size_of
 from edgekit.models.source import ModelSource, detect
+from edgekit.quantize.recipes import Recipe
 from edgekit.runtimes import RUNTIMES, unavailable_reason
 from edgekit.specs import ModelSpec
 from edgekit.validate import Comparison, Tolerance, compare, default_tolerance
 from edgekit.worker import WorkerPool, default_pool
 
-PASS, MISMATCH, ERROR, SKIPPED = "pass", "mismatch", "error", "skipped"
+PASS, MISMATCH, ERROR, SKIPPED, REJECTED = "pass", "mismatch", "error", "skipped", "rejected"
+# Check inputs taken from --eval-data or --calibration data when no --inputs are given.
+CHECK_SAMPLES = 64
+
+
+@dataclass(frozen=True)
+class Job:
+    """One artifact to produce: a registered format, optionally quantized by a recipe."""
+
+    format: str
+    filename: str
+    runtime: str
+    policy: str
+    recipe: Recipe | None = None
+
+    @property
+    def label(self) -> str:
+        return self.format if self.recipe is None else f"{self.format}:{self.recipe.mode}"
+
+
+def build_jobs(fmts: list[str], recipes: list[Recipe]) -> list[Job]:
+    jobs = [Job(f, FORMATS[f].filename, FORMATS[f].runtime, FORMATS[f].policy) for f in fmts]
+    for r in recipes:
+        jobs.append(Job(r.family, r.filename, FORMATS[r.family].runtime, r.policy, r))
+    return jobs
 
 
 @dataclass
@@ -34,6 +59,8 @@ class ArtifactResult:
     """One row of the matrix."""
 
     format: str
+    filename: str = ""
+    recipe: Recipe | None = None
     path: str | None = None
     status: str = ERROR
     size: int | None = None
@@ -47,10 +74,18 @@ class ArtifactResult:
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    task: dict[str, Any] | None = None  # metric on --eval-data and its drop from the float model
+
+    @property
+    def label(self) -> str:
+        return self.format if self.recipe is None else f"{self.format}:{self.recipe.mode}"
 
     def to_json(self, out_dir: Path) -> dict[str, Any]:
         return {
             "format": self.format,
+            "label": self.label,
+            "recipe": self.recipe.to_json() if self.recipe else None,
+            "task_metric": self.task,
             "path": os.path.relpath(self.path, out_dir) if self.path else None,
             "status": self.status,
             "size": self.size,
@@ -77,14 +112,27 @@ class ConvertResult:
     manifest_path: Path
     elapsed_s: float
 
+    calibration: dict[str, Any] | None = None
+    eval_info: dict[str, Any] | None = None
+
     @property
     def exit_code(self) -> int:
-        """1 if anything failed to convert or run, else 3 if any tolerance was exceeded, else 0."""
+        """1 if anything failed to convert or run, else 3 if any tolerance was exceeded
+        (or ``--quantize auto`` found no mode that passes), else 0."""
         if any(r.status == ERROR for r in self.rows):
             return errors.EXIT_FAILED
         if any(r.status == MISMATCH for r in self.rows):
             return errors.EXIT_TOLERANCE
+        rejected = [r for r in self.rows if r.status == REJECTED]
+        if rejected and not any(r.recipe is not None and r.status == PASS for r in self.rows):
+            return errors.EXIT_TOLERANCE
         return errors.EXIT_OK
+
+    def float_size(self, family: str) -> int | None:
+        for r in self.rows:
+            if r.format == family and r.recipe is None and r.size:
+                return r.size
+        return None
 
 
 def parse_tolerance_overrides(values: tuple[str, ...] | list[str], what: str) -> dict[str | None, float]:
@@ -157,6 +205,8 @@ class CheckOptions:
     timeout: float = 600.0
     repeats: int = 5
     target_runtime: dict[str, Any] | None = None  # a compat table: TFLite ops must run there
+    max_accuracy_drop: float | None = None  # points; replaces the quality criteria of quantized rows
+    auto: bool = False  # --quantize auto: keep the smallest passing TFLite mode
 
 
 def convert(
@@ -176,19 +226,45 @@ def convert(
     timeout: float = 600.0,
     repeats: int = 5,
     target_runtime: str | None = None,
+    quantize: str | None = None,
+    onnx_quantize: str | None = None,
+    io_dtype: str = "float32",
+    calibration: str | None = None,
+    calibration_samples: int = 200,
+    calibration_method: str | None = None,
+    eval_data: str | None = None,
+    max_accuracy_drop: float | None = None,
     progress: Progress | None = None,
     pool: WorkerPool | None = None,
 ) -> ConvertResult:
     """Export ``model`` to ``formats`` under ``out_dir`` and check each artifact.
 
     Inputs are ``inputs`` (an .npz/.npy path), else ``input_arrays`` (named arrays,
-    described as ``input_label``), else seeded random arrays. Bad input raises an
-    ``EdgekitError`` before anything is written. Conversion and runtime failures (crashes
-    included) become rows with status ``error``; ``ConvertResult.exit_code`` sums them up.
+    described as ``input_label``), else seeded random arrays. ``quantize`` and
+    ``onnx_quantize`` add quantized artifacts (``"int8,float16"``, ``"auto"``), calibrated on
+    ``calibration`` (.npz/.npy/.csv/image folder/``digits``/``random``). ``eval_data`` (labelled)
+    adds the task metric per artifact; ``max_accuracy_drop`` gates quantized ones on it.
+    Bad input raises an ``EdgekitError`` before anything is written. Conversion and runtime
+    failures (crashes included) become rows with status ``error``; ``ConvertResult.exit_code``
+    sums them up.
     """
+    from edgekit.quantize.recipes import parse_modes
+
     t_start = time.perf_counter()
     source = detect(model, unsafe=unsafe)
     fmts = formats if isinstance(formats, list) else parse_formats(formats)
+    recipes = (parse_modes(quantize, "tflite", io_dtype, None, calibration_samples)
+               + parse_modes(onnx_quantize, "onnx", io_dtype, calibration_method, calibration_samples))
+    if calibration_method and not any(r.calibration_method for r in recipes):
+        raise errors.InputError("--calibration-method applies to --onnx-quantize static")
+    if max_accuracy_drop is not None and not eval_data:
+        raise errors.InputError("--max-accuracy-drop needs labelled data: pass --eval-data data.npz (or digits)")
+    if any(r.needs_calibration for r in recipes) and not calibration:
+        modes = ", ".join(f"{r.family} {r.mode}" for r in recipes if r.needs_calibration)
+        raise errors.InputError(
+            f"{modes} need(s) calibration data: pass --calibration data.npz|data.npy|data.csv|images/|digits "
+            "(or --calibration random, whose results are not meaningful)"
+        )
     for f in fmts:
         if f not in FORMATS:
             raise errors.InputError(f"unknown format {f!r}; choose from: {', '.join(FORMATS)}")
@@ -206,8 +282,9 @@ def convert(
 
         table = find_table(target_runtime)
     opts = CheckOptions(batch_size, seed, dict(shapes or {}), opset, dict(atol or {}), dict(rtol or {}), timeout,
-                        repeats, table)
-    run = _Run(source, fmts, out, opts, progress or (lambda _m: None), pool or default_pool())
+                        repeats, table, max_accuracy_drop, bool(quantize and quantize.strip() == "auto"))
+    run = _Run(source, build_jobs(fmts, recipes), out, opts, progress or (lambda _m: None), pool or default_pool())
+    run.calibration_source, run.eval_source = calibration, eval_data
     scratch = tempfile.mkdtemp(prefix="edgekit-run-")
     try:
         return run.execute(arrays, label, scratch, t_start)
@@ -217,19 +294,39 @@ def convert(
 
 class _Run:
     """One conversion run: the model loaded in the TensorFlow worker, its reference
-    outputs, then each format exported, run and compared."""
+    outputs, then each job exported, run and compared."""
 
-    def __init__(self, source: ModelSource, fmts: list[str], out: Path, opts: CheckOptions, say: Progress,
+    def __init__(self, source: ModelSource, jobs: list[Job], out: Path, opts: CheckOptions, say: Progress,
                  pool: WorkerPool) -> None:
         self.given = source  # what the user named; the manifest records this
         self.source = source  # what the workers load (may carry a weights snapshot)
-        self.fmts, self.out, self.opts, self.say, self.pool = fmts, out, opts, say, pool
+        self.jobs, self.out, self.opts, self.say, self.pool = jobs, out, opts, say, pool
+        self.calibration_source: str | None = None
+        self.eval_source: str | None = None
+        self.float_onnx: str | None = None
+        self.calibration: Any = None
+        self.eval: Any = None
+        self.eval_reference: tuple[str, float] | None = None
 
     def _tf(self, func: str, *args: Any, tag: str, **kw: Any) -> Any:
         return self.pool.tf.call(f"edgekit.tasks:{func}", self.source.to_json(), *args,
                                  timeout=self.opts.timeout, tag=tag, **kw)
 
+    def _load_data(self, spec: ModelSpec) -> None:
+        """Calibration and labelled data, checked against the model before anything is written."""
+        if self.calibration_source and any(j.recipe and j.recipe.needs_calibration for j in self.jobs):
+            from edgekit.quantize.calibration import load_calibration
+
+            samples = max(j.recipe.calibration_samples for j in self.jobs if j.recipe)
+            self.calibration = load_calibration(self.calibration_source, spec.inputs, samples, self.opts.seed)
+        if self.eval_source:
+            from edgekit.validate.metrics import load_eval_data
+
+            self.eval = load_eval_data(self.eval_source, spec.inputs, self.opts.seed)
+
     def execute(self, arrays: Mapping[str, np.ndarray] | None, label: str, scratch: str, t_start: float) -> ConvertResult:
+        from edgekit.validate.metrics import task_metric
+
         self.scratch = scratch
         self.say(f"loading {self.source.display}")
         spec = ModelSpec.from_json(self._tf("inspect_model", tag="load"))
@@ -237,6 +334,14 @@ class _Run:
             bad = [k for k in m if k is not None and k not in spec.output_names]
             if bad:
                 raise errors.InputError(f"tolerance given for unknown output {bad}; the model's outputs are {spec.output_names}")
+        self._load_data(spec)
+        if arrays is None and (self.eval is not None or (self.calibration is not None and self.calibration.meaningful)):
+            # Quantized models are only meaningful on the data they were calibrated for: random
+            # inputs far outside the calibrated ranges would fail a correct int8 conversion.
+            src = self.eval.inputs if self.eval is not None else self.calibration.arrays
+            n = min(CHECK_SAMPLES, int(next(iter(src.values())).shape[0]))
+            arrays = {k: v[:n] for k, v in src.items()}
+            label = f"{n} samples of " + ("--eval-data" if self.eval is not None else "--calibration") + " data"
         if arrays is not None:
             feeds = bind(arrays, spec.inputs)
             feeds_info: dict[str, Any] = {"source": label, "batch": int(next(iter(feeds.values())).shape[0])}
@@ -253,17 +358,45 @@ class _Run:
             self.source = ModelSource(**self._tf("snapshot_weights", snap, tag="snapshot"))
         self.say(f"reference: {self.source.display} on {feeds_info['source']} inputs, batch {feeds_info['batch']}")
         reference, ref_latency = self._tf("reference", feeds, self.opts.repeats, tag="reference")
+        if self.eval is not None:
+            ref_eval, _ = self._tf("reference", self.eval.inputs, 0, tag="reference:eval")
+            self.eval_reference = task_metric(ref_eval[spec.output_names[0]], self.eval.labels)
+            self.say(f"model on {self.eval.description}: {self.eval_reference[0]} {self.eval_reference[1]:.4g}")
 
         staging = _make_out_dir(self.out)
         lock = _lock_out_dir(self.out, staging)
         try:
             clean_stale_staging_except(self.out, staging)
-            rows = []
-            for i, fmt in enumerate(self.fmts, 1):
-                row = self._one(fmt, f"[{i}/{len(self.fmts)}] {fmt}", spec, feeds, reference, staging)
+            rows: list[ArtifactResult] = []
+            auto_done: str | None = None
+            for i, job in enumerate(self.jobs, 1):
+                prefix = f"[{i}/{len(self.jobs)}] {job.label}"
+                if self.opts.auto and job.recipe and job.recipe.family == "tflite" and auto_done:
+                    row = ArtifactResult(job.format, job.filename, job.recipe, runtime=job.runtime, status=SKIPPED,
+                                         error=f"not needed: the smaller {auto_done} passed")
+                    self.say(f"{prefix}: skipped ({row.error})")
+                    rows.append(row)
+                    continue
+                row = self._one(job, prefix, spec, feeds, reference, staging)
+                if self.opts.auto and job.recipe and job.recipe.family == "tflite":
+                    if row.status == PASS:
+                        auto_done = job.recipe.mode
+                    elif row.status == MISMATCH:
+                        row.status = REJECTED  # auto keeps only the artifact it chose
+                        if row.path:
+                            remove_path(row.path)
+                            row.path = None
                 rows.append(row)
-            result = ConvertResult(self.given, spec, self.out, rows, feeds_info, ref_latency,
-                                   self.out / "manifest.json", time.perf_counter() - t_start)
+            cal = self.calibration
+            result = ConvertResult(
+                self.given, spec, self.out, rows, feeds_info, ref_latency, self.out / "manifest.json",
+                time.perf_counter() - t_start,
+                calibration=None if cal is None else {"source": self.calibration_source, "description": cal.description,
+                                                      "samples": cal.count, "meaningful": cal.meaningful},
+                eval_info=None if self.eval is None else {"source": self.eval_source, "description": self.eval.description,
+                                                          "metric": self.eval_reference[0], "model": self.eval_reference[1],
+                                                          "max_accuracy_drop": self.opts.max_accuracy_drop},
+            )
             from edgekit.report.manifest import write_manifest
 
             write_manifest(result)
@@ -272,33 +405,54 @@ class _Run:
             lock.close()
         return result
 
-    def _one(self, fmt: str, prefix: str, spec: ModelSpec, feeds: dict[str, np.ndarray],
+    def _export(self, job: Job, staged: Path) -> dict[str, Any]:
+        """Produce ``staged`` for ``job`` (TFLite and float formats in the TensorFlow worker,
+        ONNX quantization in the runtime worker from a float ONNX of the same model)."""
+        recipe = job.recipe
+        cal = self.calibration.arrays if (recipe and recipe.needs_calibration and self.calibration) else None
+        if job.format == "onnx" and recipe is not None:
+            if self.float_onnx is None:
+                path = os.path.join(self.scratch, "float.onnx")
+                self._tf("export", "onnx", path, {"opset": self.opts.opset}, self.scratch, tag="export:onnx")
+                self.float_onnx = path
+            return self.pool.rt.call("edgekit.quantize.onnx_quant:quantize", self.float_onnx, str(staged),
+                                     recipe.to_json(), cal, timeout=self.opts.timeout, tag=f"export:{job.label}")
+        if job.format == "onnx":
+            options: dict[str, Any] = {"opset": self.opts.opset}
+        elif job.format == "tflite":
+            options = {"recipe": recipe.to_json() if recipe else None, "calibration": cal}
+        else:
+            options = {}
+        return self._tf("export", job.format, str(staged), options, self.scratch, tag=f"export:{job.label}",
+                        on_progress=self.say)
+
+    def _one(self, job: Job, prefix: str, spec: ModelSpec, feeds: dict[str, np.ndarray],
              reference: dict[str, np.ndarray], staging: Path) -> ArtifactResult:
-        info = FORMATS[fmt]
-        row = ArtifactResult(fmt, runtime=info.runtime,
-                             tolerances=tolerances_for(info.policy, spec, self.opts.atol, self.opts.rtol))
+        info = FORMATS[job.format]
+        row = ArtifactResult(job.format, job.filename, job.recipe, runtime=job.runtime,
+                             tolerances=tolerances_for(job.policy, spec, self.opts.atol, self.opts.rtol))
         if info.needs_keras_architecture and self.source.kind == "saved_model":
             row.status, row.error = SKIPPED, "input is a SavedModel, which holds no Keras architecture"
             self.say(f"{prefix}: skipped ({row.error})")
             return row
-        missing = unavailable_reason(info.runtime)
+        missing = unavailable_reason(job.runtime)
         if missing:
-            row.status, row.stage, row.error = ERROR, "run", f"runtime {info.runtime} unavailable: {missing}"
+            row.status, row.stage, row.error = ERROR, "run", f"runtime {job.runtime} unavailable: {missing}"
             self.say(f"{prefix}: {row.error}")
             return row
-        staged = staging / info.filename
+        staged = staging / job.filename
         self.say(f"{prefix}: converting")
         try:
-            options = {"opset": self.opts.opset} if fmt == "onnx" else {}
-            row.meta = self._tf("export", fmt, str(staged), options, self.scratch, tag=f"export:{fmt}",
-                                on_progress=self.say)
+            row.meta = self._export(job, staged)
             row.convert_s = row.meta.pop("convert_s", None)
             row.notes.extend(row.meta.pop("notes", []))
         except (errors.ConversionError, errors.WorkerCrashed, errors.InputError) as exc:
             row.status, row.stage, row.error = ERROR, "convert", str(exc)
             self.say(f"{prefix}: conversion failed: {exc}")
             return row
-        if fmt == "tflite" and self.opts.target_runtime is not None:
+        if job.recipe and job.recipe.needs_calibration and self.calibration and not self.calibration.meaningful:
+            row.notes.append("calibrated on random data: its accuracy is NOT meaningful")
+        if job.format == "tflite" and self.opts.target_runtime is not None:
             from edgekit.runtimes.compat import incompatibilities
             from edgekit.runtimes.tflite_ops import list_ops
 
@@ -310,12 +464,15 @@ class _Run:
                 self.say(f"{prefix}: {row.error}")
                 return row  # not published: the file is unusable where it is meant to run
             row.notes.append(f"every operator version runs on {t['runtime']} {t['version']}")
-        self.say(f"{prefix}: running in {info.runtime}")
-        worker = self.pool.tf if RUNTIMES[info.runtime].worker == "tf" else self.pool.rt
+        self.say(f"{prefix}: running in {job.runtime}")
+        worker = self.pool.tf if RUNTIMES[job.runtime].worker == "tf" else self.pool.rt
         run_opts = {"unsafe": True} if (self.source.unsafe and worker is self.pool.tf) else {}
         try:
-            res = worker.call("edgekit.tasks:run_artifact", info.runtime, str(staged), feeds, self.opts.repeats,
-                              run_opts, timeout=self.opts.timeout, tag=f"run:{fmt}")
+            res = worker.call("edgekit.tasks:run_artifact", job.runtime, str(staged), feeds, self.opts.repeats,
+                              run_opts, timeout=self.opts.timeout, tag=f"run:{job.label}")
+            if self.eval is not None:
+                ev = worker.call("edgekit.tasks:run_artifact", job.runtime, str(staged), self.eval.inputs, 0,
+                                 run_opts, timeout=self.opts.timeout, tag=f"eval:{job.label}")
         except (errors.RuntimeFailure, errors.WorkerCrashed, errors.InputError) as exc:
             # name the file where the user will find it, not its staging path
             row.status, row.stage, row.error = ERROR, "run", str(exc).replace(str(staging), str(self.out))
@@ -325,22 +482,42 @@ class _Run:
             row.status = PASS if row.comparison else MISMATCH
             if not row.comparison:
                 row.stage, row.error = "compare", "; ".join(row.comparison.failures())
-        self._publish(info, staged, row, staging)
+            if self.eval is not None:
+                self._judge_task(row, ev["outputs"][spec.output_names[0]])
+        self._publish(job, staged, row, staging)
         self.say(f"{prefix}: {row.status}" + (f" ({row.error})" if row.error else ""))
         return row
 
-    def _publish(self, info: Any, staged: Path, row: ArtifactResult, staging: Path) -> None:
+    def _judge_task(self, row: ArtifactResult, outputs: np.ndarray) -> None:
+        """Record the task metric; with --max-accuracy-drop it decides quantized rows."""
+        from edgekit.validate.metrics import metric_row, task_metric
+
+        row.task = metric_row(task_metric(outputs, self.eval.labels), self.eval_reference)
+        gate = self.opts.max_accuracy_drop
+        if gate is None or row.recipe is None or row.comparison is None or row.comparison.error:
+            return
+        if row.task["drop"] <= gate:
+            row.status, row.stage, row.error = PASS, "", None
+            row.notes.append(f"{row.task['metric']} drop {row.task['drop']:.2f} <= {gate:g} points (gate)")
+        else:
+            row.status, row.stage = MISMATCH, "accuracy"
+            row.error = f"{row.task['metric']} drop {row.task['drop']:.2f} points > {gate:g} (--max-accuracy-drop)"
+
+    def _publish(self, job: Job, staged: Path, row: ArtifactResult, staging: Path) -> None:
         """Rename a finished artifact (and its companion files) into the output directory."""
-        extras = [staging / e for e in info.extra_files if (staging / e).exists()]
+        info = FORMATS[job.format]
+        extras = [staging / e for e in info.extra_files if job.recipe is None and (staging / e).exists()]
         for e in extras:
             move_into_place(e, self.out / e.name)
-        final = self.out / info.filename
+        final = self.out / job.filename
         move_into_place(staged, final)
         row.path = str(final)
         row.size = size_of(final) + sum(size_of(self.out / e.name) for e in extras)
         row.sha256 = sha256_of(final)
         if extras:
             row.meta["extra_files"] = {e.name: sha256_of(self.out / e.name) for e in extras}
+        if job.format == "onnx" and job.recipe is None:
+            self.float_onnx = str(final)
 
 
 def _lock_out_dir(out: Path, staging: Path) -> Any:

@@ -68,7 +68,7 @@ FORMATS_HELP = "saved_model, keras, h5, weights, tflite, onnx"
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines; only the matrix.")
 def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: str | None, batch_size: int,
             seed: int, shapes: tuple[str, ...], atol: tuple[str, ...], rtol: tuple[str, ...], unsafe: bool,
-            timeout: float, target_runtime: str | None, quiet: bool) -> None:
+            timeout: float, target_runtime: str | None, quiet: bool, **quant: Any) -> None:
     """Export MODEL to every format and check each artifact against it.
 
     MODEL is a .keras or .h5 file, a SavedModel directory, path/to/module.py:function
@@ -85,10 +85,71 @@ def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: s
         model, out_dir, formats=formats, inputs=inputs, batch_size=batch_size, seed=seed,
         shapes=parse_shapes(shapes), opset=opset,
         atol=parse_tolerance_overrides(atol, "atol"), rtol=parse_tolerance_overrides(rtol, "rtol"),
-        unsafe=unsafe, timeout=timeout, target_runtime=target_runtime, progress=_progress(quiet),
+        unsafe=unsafe, timeout=timeout, target_runtime=target_runtime, progress=_progress(quiet), **quant,
     )
     click.echo(render(result))
     sys.exit(result.exit_code)
+
+
+QUANT_OPTIONS = [
+    click.option("--quantize", default=None, metavar="MODES",
+                 help="TFLite quantized artifacts: dynamic, float16, int8, int16x8 (comma-separated), or auto "
+                      "(the smallest that passes)."),
+    click.option("--onnx-quantize", default=None, metavar="MODES",
+                 help="ONNX Runtime quantized artifacts: dynamic, static (QDQ)."),
+    click.option("--io-dtype", default="float32", show_default=True, type=click.Choice(["float32", "int8", "int16"]),
+                 help="Inputs/outputs of int8 (int8) and int16x8 (int16) models; float32 quantizes inside the model."),
+    click.option("--calibration", default=None, metavar="DATA",
+                 help="Calibration data: .npz (arrays by input name), .npy, .csv, a folder of images, digits, "
+                      "or random (not meaningful)."),
+    click.option("--calibration-samples", default=200, show_default=True, type=click.IntRange(1, 100000),
+                 help="Samples drawn (deterministically) from the calibration data."),
+    click.option("--calibration-method", default=None, type=click.Choice(["minmax", "entropy", "percentile"]),
+                 help="ONNX static quantization's range calibration (default minmax)."),
+    click.option("--eval-data", default=None, metavar="DATA",
+                 help="Labelled data (.npz with inputs by name or x, labels as y; or digits): the task metric "
+                      "per artifact and its drop from the model."),
+    click.option("--max-accuracy-drop", default=None, type=click.FloatRange(0), metavar="POINTS",
+                 help="Gate quantized artifacts on the --eval-data metric instead of SNR/top-1 (exit 3 on a breach)."),
+]
+
+
+def _with_quant_options(cmd: click.Command) -> click.Command:
+    """Add the quantization options to an existing command (click appends them in order)."""
+    for opt in QUANT_OPTIONS:
+        opt(cmd)
+    return cmd
+
+
+_with_quant_options(convert)
+
+
+@cli.command("quantize")
+@click.argument("model", metavar="MODEL")
+@click.option("--out", "-o", "out_dir", default="edgekit-quant", show_default=True, metavar="DIR")
+@click.option("--to", "formats", default="tflite", show_default=True, metavar="LIST",
+              help="Float artifacts made alongside, as the size and accuracy reference.")
+@click.option("--inputs", default=None, metavar="FILE", help="Inputs to compare on (default: random).")
+@click.option("--batch-size", default=8, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--unsafe", is_flag=True)
+@click.option("--timeout", default=600.0, show_default=True, type=float, metavar="SECONDS")
+@click.option("--quiet", "-q", is_flag=True)
+def quantize_cmd(model: str, out_dir: str, formats: str, inputs: str | None, batch_size: int, seed: int,
+                 unsafe: bool, timeout: float, quiet: bool, **quant: Any) -> None:
+    """Quantize MODEL only (default: TFLite dynamic, float16 and int8) and show what each mode costs."""
+    from edgekit.pipeline import convert as run_convert
+    from edgekit.report.matrix import render
+
+    if not quant.get("quantize") and not quant.get("onnx_quantize"):
+        quant["quantize"] = "dynamic,float16,int8"
+    result = run_convert(model, out_dir, formats=formats, inputs=inputs, batch_size=batch_size, seed=seed,
+                         unsafe=unsafe, timeout=timeout, progress=_progress(quiet), **quant)
+    click.echo(render(result))
+    sys.exit(result.exit_code)
+
+
+_with_quant_options(quantize_cmd)
 
 
 @cli.command()

@@ -34,6 +34,8 @@ def manifest_dict(result: "ConvertResult") -> dict[str, Any]:
         "source": {**result.source.to_json(), "display": result.source.display},
         "model": result.spec.to_json(),
         "feeds": result.feeds_info,
+        "calibration": result.calibration,
+        "evaluation": result.eval_info,
         "reference_latency": result.reference_latency,
         "tolerance_rule": "pass when max|artifact - reference| <= atol + rtol * max|reference| per output",
         "tools": tool_versions(),

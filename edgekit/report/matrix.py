@@ -27,25 +27,39 @@ def _top1(c: object) -> str:
 
 
 def render(result: "ConvertResult") -> str:
-    head = ["artifact", "size", "convert", "latency", "max|d|", "max rel", "top-1", "tolerance", "result"]
+    task = result.eval_info is not None
+    head = ["artifact", "size", "x f32", "convert", "latency", "max|d|", "max rel", "SNR dB", "top-1"]
+    if task:
+        head += [result.eval_info["metric"][:4], "drop"]
+    head += ["criterion", "result"]
     rows = []
     for r in result.rows:
-        name = r.path.rsplit("/", 1)[-1] if r.path else r.format
-        if r.path and r.format == "saved_model":
+        name = r.filename or r.format
+        if r.format == "saved_model":
             name += "/"
         tol = next(iter(r.tolerances.values()), None)
         c = r.comparison
-        rows.append([
+        ref_size = result.float_size(r.format) if r.recipe is not None else None
+        snr = c.min_snr_db if c else None
+        row = [
             name,
             human_size(r.size),
+            f"{r.size / ref_size:.2f}" if (ref_size and r.size) else "-",
             "-" if r.convert_s is None else f"{r.convert_s:.1f} s",
             "-" if not r.latency else f"{r.latency['median_ms']:.2f} ms",
             _num(c.max_abs if c else None),
             _num(c.max_rel if c else None),
+            "-" if snr is None else ("inf" if snr == float("inf") else f"{snr:.1f}"),
             _top1(c),
-            "-" if tol is None else f"{tol.atol:g}+{tol.rtol:g}x",
-            {"pass": "PASS", "mismatch": "FAIL", "error": "ERROR", "skipped": "n/a"}[r.status],
-        ])
+        ]
+        if task:
+            t = r.task
+            row += ["-" if not t else f"{t['value']:.2f}", "-" if not t else f"{t['drop']:+.2f}"]
+        crit = "-" if tol is None else tol.short()
+        if task and r.recipe is not None and result.eval_info.get("max_accuracy_drop") is not None:
+            crit = f"drop<={result.eval_info['max_accuracy_drop']:g}"
+        row += [crit, {"pass": "PASS", "mismatch": "FAIL", "error": "ERROR", "skipped": "n/a", "rejected": "REJECTED"}[r.status]]
+        rows.append(row)
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
@@ -54,17 +68,23 @@ def render(result: "ConvertResult") -> str:
     notes = []
     for r in result.rows:
         if r.error:
-            notes.append(f"  {r.format}: {r.error}")
+            notes.append(f"  {r.label}: {r.error}")
         for n in r.notes:
-            notes.append(f"  {r.format}: {n}")
+            notes.append(f"  {r.label}: {n}")
     out = "\n".join(lines)
     if notes:
         out += "\n\n" + "\n".join(notes)
     n_in = result.feeds_info
     out += (
         f"\n\ninputs: {n_in['source']} (batch {n_in['batch']}); "
-        f"tolerance: max|d| <= atol + rtol x max|ref| per output; "
-        f"max rel = max|d| / max|ref|\n"
-        f"artifacts and manifest.json in {result.out_dir}"
+        f"float criterion: max|d| <= atol + rtol x max|ref| per output; max rel = max|d| / max|ref|; "
+        f"quantized: SNR and top-1 against the float model"
     )
+    if result.calibration:
+        cal = result.calibration
+        out += f"\ncalibration: {cal['description']}" + ("" if cal["meaningful"] else " -- quantized results are NOT meaningful")
+    if result.eval_info:
+        e = result.eval_info
+        out += f"\nevaluation: {e['description']}; the Keras model scores {e['metric']} {e['model']:.2f}"
+    out += f"\nartifacts and manifest.json in {result.out_dir}"
     return out

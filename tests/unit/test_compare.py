@@ -75,3 +75,29 @@ def test_tolerance_rejects_negative_and_unknown_policy():
         Tolerance(-1, 0)
     with pytest.raises(ValueError):
         default_tolerance("float7")
+
+
+def test_top1_tie_aware_ignores_flips_between_tied_classes():
+    rng = np.random.default_rng(0)
+    # an uncertain 2-class model: probabilities within 0.002 of 0.5
+    p = 0.5 + rng.uniform(-0.002, 0.002, size=64)
+    ref = np.stack([p, 1 - p], axis=1)
+    cand = ref + rng.normal(0, 0.004, size=ref.shape)  # int8-sized noise (1/256)
+    r = compare_output("probs", ref, cand, default_tolerance("int8"))
+    assert r.top1_strict < 0.8  # many flips between tied classes
+    assert r.top1_agreement == 1.0  # none of them is a real disagreement
+    # a confident model where the artifact picks a clearly worse class does disagree
+    conf = np.tile([[0.9, 0.1]], (10, 1))
+    wrong = conf.copy()
+    wrong[:5] = [0.1, 0.9]
+    r2 = compare_output("probs", conf, wrong, default_tolerance("int8"))
+    assert r2.top1_agreement == r2.top1_strict == 0.5 and not r2.passed
+
+
+def test_quality_criteria_for_quantized_policies():
+    ref = np.linspace(-1, 1, 200).reshape(20, 10)
+    noisy = ref + np.random.default_rng(0).normal(0, 0.01, size=ref.shape)  # ~35 dB
+    ok = compare_output("y", ref, noisy, default_tolerance("int8"))
+    assert ok.passed and 30 < ok.snr_db < 40
+    bad = compare_output("y", ref, noisy, default_tolerance("float16"))  # needs 40 dB
+    assert not bad.passed and "SNR" in compare({"y": ref}, {"y": noisy}, default_tolerance("float16")).failures()[0]

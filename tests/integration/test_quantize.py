@@ -1,0 +1,158 @@
+"""Quantization on real converters and runtimes: sizes, accuracy cost, gates, calibration."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgekit.errors import InputError
+from edgekit.pipeline import ERROR, MISMATCH, PASS, REJECTED, SKIPPED, convert
+from tests.conftest import run_cli
+
+BUILDERS_PY = Path(__file__).resolve().parent.parent / "fixtures" / "builders.py"
+GUIDE = {"mlp": "builtin:mlp", "two_input": f"{BUILDERS_PY}:small_two_input", "cnn": "builtin:cnn",
+         "conv1d": "builtin:conv1d", "lstm": "builtin:lstm", "gru": "builtin:gru", "embedding": "builtin:embedding"}
+
+
+@pytest.fixture(scope="module")
+def trained_mlp(pool, tmp_path_factory):
+    path = tmp_path_factory.mktemp("trained") / "mlp.keras"
+    info = pool.tf.call("edgekit.models.training:train_digits_mlp", str(path), 8, 0, timeout=600)
+    assert info["test_accuracy"] > 0.95
+    return str(path)
+
+
+def _by_label(result):
+    return {r.label: r for r in result.rows}
+
+
+def test_trained_mlp_sizes_and_accuracy_cost(trained_mlp, pool, tmp_path):
+    r = convert(trained_mlp, tmp_path, formats="tflite", quantize="float16,int8", calibration="digits",
+                eval_data="digits", pool=pool)
+    rows = _by_label(r)
+    assert all(x.status == PASS for x in r.rows), [x.error for x in r.rows]
+    f32 = rows["tflite"].size
+    assert rows["tflite:int8"].size <= 0.27 * f32
+    assert rows["tflite:float16"].size <= 0.52 * f32
+    assert r.eval_info["model"] >= 95.0
+    assert rows["tflite:int8"].task["drop"] <= 0.5
+    assert abs(rows["tflite"].task["drop"]) < 0.1  # float32 scores what the model scores
+    # quantized rows are judged on SNR and top-1 against the float model
+    q = rows["tflite:int8"].comparison.outputs[0]
+    assert q.snr_db > 30 and q.top1_agreement >= 0.95
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    assert m["calibration"]["meaningful"] and m["calibration"]["samples"] == 200
+    int8 = next(a for a in m["artifacts"] if a["label"] == "tflite:int8")
+    assert int8["recipe"]["approach"] == "int8" and int8["task_metric"]["metric"] == "accuracy"
+
+
+@pytest.mark.parametrize("name", list(GUIDE))
+def test_int8_for_every_guide_model(name, pool, tmp_path):
+    r = convert(GUIDE[name], tmp_path, formats="tflite", quantize="int8", onnx_quantize="static",
+                calibration="random", pool=pool, batch_size=16)
+    rows = _by_label(r)
+    for label in ("tflite:int8", "onnx:static"):
+        assert rows[label].status == PASS, (label, rows[label].error)
+        assert rows[label].comparison.min_snr_db > 20
+    assert any("NOT meaningful" in n for n in rows["tflite:int8"].notes)
+    assert r.calibration["meaningful"] is False
+
+
+def test_int16x8_refuses_integer_inputs_precisely(pool, tmp_path):
+    r = convert("builtin:embedding", tmp_path, formats="tflite", quantize="int16x8", calibration="random", pool=pool)
+    row = _by_label(r)["tflite:int16x8"]
+    assert row.status == ERROR and "cannot calibrate integer model inputs (tokens: int32)" in row.error
+
+
+def test_multi_input_calibration_by_name(pool, tmp_path):
+    rng = np.random.default_rng(0)
+    cal = tmp_path / "cal.npz"
+    # keys deliberately in the opposite order to the model's inputs
+    np.savez(cal, meta=rng.random((50, 10), dtype=np.float32), image=rng.random((50, 16, 16, 3), dtype=np.float32))
+    r = convert(GUIDE["two_input"], tmp_path / "out", formats="tflite", quantize="int8", calibration=str(cal),
+                calibration_samples=40, pool=pool)
+    row = _by_label(r)["tflite:int8"]
+    assert row.status == PASS, row.error
+    assert r.calibration["samples"] == 40 and r.feeds_info["source"].startswith("40 samples of --calibration")
+
+
+def test_calibration_required_unless_random(pool, tmp_path):
+    with pytest.raises(InputError, match="need\\(s\\) calibration data.*--calibration random"):
+        convert("builtin:mlp", tmp_path, quantize="int8", pool=pool)
+    assert not tmp_path.joinpath("manifest.json").exists()
+    proc = run_cli(["convert", "builtin:mlp", "--quantize", "int8", "--out", str(tmp_path / "x")])
+    assert proc.returncode == 2 and "calibration" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_cli(["convert", "builtin:mlp", "--quantize", "int9", "--out", str(tmp_path / "x")])
+    assert proc.returncode == 2 and "unknown --quantize mode 'int9'" in proc.stderr
+
+
+def test_accuracy_gate_and_auto(trained_mlp, pool, tmp_path):
+    # a gate no quantization meets: exit 3, with the drop named
+    strict = convert(trained_mlp, tmp_path / "a", formats="tflite", quantize="int8", calibration="digits",
+                     eval_data="digits", max_accuracy_drop=0.0, pool=pool)
+    row = _by_label(strict)["tflite:int8"]
+    if row.task["drop"] > 0:
+        assert row.status == MISMATCH and "--max-accuracy-drop" in row.error and strict.exit_code == 3
+    # auto: smallest first; int8 meets a 1-point gate, so nothing larger is made
+    auto = convert(trained_mlp, tmp_path / "b", formats="tflite", quantize="auto", calibration="digits",
+                   eval_data="digits", max_accuracy_drop=1.0, pool=pool)
+    rows = _by_label(auto)
+    assert rows["tflite:int8"].status == PASS
+    assert all(rows[f"tflite:{m}"].status == SKIPPED for m in ("int16x8", "dynamic", "float16"))
+    assert auto.exit_code == 0 and not (tmp_path / "b" / "model_float16.tflite").exists()
+
+
+def test_auto_rejects_with_reasons_when_nothing_passes(trained_mlp, pool, tmp_path):
+    # calibrating on random data ruins int8/int16x8 for real digits: auto says why and moves on
+    r = convert(trained_mlp, tmp_path, formats="tflite", quantize="auto", calibration="random",
+                eval_data="digits", max_accuracy_drop=0.5, pool=pool)
+    rows = _by_label(r)
+    statuses = {k: v.status for k, v in rows.items() if v.recipe}
+    assert REJECTED in statuses.values() or statuses["tflite:int8"] == PASS
+    for v in rows.values():
+        if v.status == REJECTED:
+            assert "drop" in v.error and v.path is None
+    chosen = [k for k, v in statuses.items() if v == PASS]
+    assert len(chosen) == 1
+
+
+@pytest.mark.parametrize("method", ["minmax", "entropy", "percentile"])
+def test_onnx_static_calibration_methods(trained_mlp, pool, tmp_path, method):
+    r = convert(trained_mlp, tmp_path, formats="onnx", onnx_quantize="static,dynamic", calibration="digits",
+                calibration_method=method, calibration_samples=100, eval_data="digits", pool=pool)
+    rows = _by_label(r)
+    assert rows["onnx:static"].recipe.calibration_method == method
+    assert rows["onnx:static"].status == PASS, rows["onnx:static"].error
+    assert rows["onnx:static"].task["drop"] < 2.0
+    assert rows["onnx:dynamic"].size < 0.3 * rows["onnx"].size
+
+
+def test_calibration_loaders(pool, tmp_path):
+    from PIL import Image
+
+    from edgekit.quantize.calibration import load_calibration
+    from edgekit.specs import TensorSpec
+
+    img_spec = (TensorSpec("image", (None, 8, 8, 1), "float32"),)
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for i in range(5):
+        Image.fromarray(np.full((20, 12), i * 50, np.uint8)).save(d / f"{i}.png")
+    cal = load_calibration(str(d), img_spec, samples=3)
+    assert cal.arrays["image"].shape == (3, 8, 8, 1) and cal.arrays["image"].max() <= 1.0
+    assert "scaled to [0, 1]" in cal.description
+
+    vec = (TensorSpec("x", (None, 3), "float32"),)
+    csv = tmp_path / "d.csv"
+    csv.write_text("a,b,label,c\n1,2,0,3\n4,5,1,6\n")
+    assert load_calibration(str(csv), vec).arrays["x"].tolist() == [[1, 2, 3], [4, 5, 6]]
+    npy = tmp_path / "d.npy"
+    np.save(npy, np.ones((300, 3), np.float32))
+    cal = load_calibration(str(npy), vec, samples=200, seed=1)
+    assert cal.count == 200
+    with pytest.raises(InputError, match="takes 3"):
+        (tmp_path / "bad.csv").write_text("1,2\n3,4\n")
+        load_calibration(str(tmp_path / "bad.csv"), vec)
+    assert not load_calibration("random", vec, samples=10).meaningful
