@@ -201,6 +201,31 @@ def formats_cmd() -> None:
         click.echo(f"{f.name:12} {f.filename:18} checked by {f.runtime:14} {state}  ({f.description})")
 
 
+@cli.command("debug-quant")
+@click.argument("model", metavar="MODEL")
+@click.option("--calibration", default=None, metavar="DATA", help="Calibration data (as for convert --calibration).")
+@click.option("--calibration-samples", default=200, show_default=True, type=click.IntRange(2, 100000))
+@click.option("--selective/--no-selective", default=True, show_default=True,
+              help="Search the layers to keep in float until int8 meets its default criteria.")
+@click.option("--out", "-o", "out_dir", default="edgekit-debug-quant", show_default=True, metavar="DIR",
+              help="Where model_int8_selective.tflite goes.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--unsafe", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True)
+def debug_quant_cmd(model: str, calibration: str | None, calibration_samples: int, selective: bool, out_dir: str,
+                    as_json: bool, unsafe: bool, quiet: bool) -> None:
+    """Per-layer error of MODEL's int8 TFLite model (layers named as in Keras, worst first),
+    and which layers to keep in float so int8 passes. Exit 3 if even that fails."""
+    import json
+
+    from edgekit.quantize.explain import debug_quant, render, require_calibration
+
+    res = debug_quant(model, require_calibration(calibration), out_dir, selective, calibration_samples,
+                      unsafe=unsafe, progress=_progress(quiet))
+    click.echo(json.dumps(res, indent=1, default=str) if as_json else render(res))
+    sys.exit(0 if res["passed"] or not selective else 3)
+
+
 def _register_device_commands() -> None:
     from edgekit.cli.device import bench, inspect, run
 

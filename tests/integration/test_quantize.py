@@ -156,3 +156,31 @@ def test_calibration_loaders(pool, tmp_path):
         (tmp_path / "bad.csv").write_text("1,2\n3,4\n")
         load_calibration(str(tmp_path / "bad.csv"), vec)
     assert not load_calibration("random", vec, samples=10).meaningful
+
+
+def test_debug_quant_names_the_injected_bad_layer_and_selective_fixes_it(pool, tmp_path):
+    from edgekit.quantize.explain import debug_quant
+
+    cal = tmp_path / "cal.npz"
+    np.savez(cal, x=np.random.default_rng(0).random((200, 32), dtype=np.float32))
+    res = debug_quant(f"{BUILDERS_PY}:spiky_layer", str(cal), str(tmp_path / "out"), selective=True, pool=pool)
+    assert res["report"][0]["layer"] == "spiky"
+    assert res["report"][0]["snr_lost_db"] > 20
+    assert all(r["snr_lost_db"] < res["report"][0]["snr_lost_db"] / 2 for r in res["report"][1:])
+    first, last = res["steps"][0], res["steps"][-1]
+    assert not first["passed"] and last["passed"]
+    assert "spiky" in last["float_keras_layers"]
+    assert res["passed"] and Path(res["selective_path"]).is_file()
+    c = res["costs"]
+    assert c["int8"]["size"] < c["int8_selective"]["size"] < c["float32"]["size"]
+    assert all(v["latency_ms"] > 0 for v in c.values())
+
+
+def test_debug_quant_cli_on_a_healthy_model(tmp_path):
+    proc = run_cli(["debug-quant", "builtin:mlp", "--calibration", "digits", "--calibration-samples", "100",
+                    "--out", str(tmp_path), "-q"])
+    assert proc.returncode == 0, proc.stderr
+    assert "float layers: none" in proc.stdout and "PASS" in proc.stdout
+    assert "dense_1" in proc.stdout  # layers carry their Keras names
+    missing = run_cli(["debug-quant", "builtin:mlp"])
+    assert missing.returncode == 2 and "needs calibration data" in missing.stderr
