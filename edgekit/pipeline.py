@@ -283,7 +283,9 @@ def convert(
         table = find_table(target_runtime)
     opts = CheckOptions(batch_size, seed, dict(shapes or {}), opset, dict(atol or {}), dict(rtol or {}), timeout,
                         repeats, table, max_accuracy_drop, bool(quantize and quantize.strip() == "auto"))
-    run = _Run(source, build_jobs(fmts, recipes), out, opts, progress or (lambda _m: None), pool or default_pool())
+    pool = pool or default_pool()
+    pool.start()  # both workers import their libraries while the inputs are checked
+    run = _Run(source, build_jobs(fmts, recipes), out, opts, progress or (lambda _m: None), pool)
     run.calibration_source, run.eval_source = calibration, eval_data
     scratch = tempfile.mkdtemp(prefix="edgekit-run-")
     try:

@@ -34,6 +34,8 @@ _CHILD_CONN: Connection | None = None
 # Environment variable read by workers: a call tag (e.g. "export:tflite") at which the
 # worker kills itself with SIGSEGV. It exists to test crash handling end to end.
 CRASH_ENV = "EDGEKIT_INJECT_CRASH"
+# Modules a worker imports as soon as it starts (comma-separated), before its first call.
+PRELOAD_ENV = "EDGEKIT_PRELOAD"
 
 _QUIET_ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -213,8 +215,13 @@ class WorkerPool:
     (LiteRT and ONNX Runtime, no TensorFlow)."""
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
-        self.tf = Worker("tensorflow", env)
-        self.rt = Worker("runtime", env)
+        self.tf = Worker("tensorflow", {**(env or {}), PRELOAD_ENV: "tensorflow,keras"})
+        self.rt = Worker("runtime", {**(env or {}), PRELOAD_ENV: "ai_edge_litert.interpreter,onnxruntime"})
+
+    def start(self) -> None:
+        """Spawn both workers now; each imports its libraries while the parent goes on."""
+        self.tf.start()
+        self.rt.start()
 
     def close(self) -> None:
         self.tf.close()
@@ -278,13 +285,21 @@ def _child_main(fd: int) -> None:
 
     _imported._CHILD_CONN = conn
     crash_at = os.environ.get(CRASH_ENV, "")
+    for module in filter(None, os.environ.get(PRELOAD_ENV, "").split(",")):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass  # the call that needs it reports the missing dependency
     while True:
         try:
             msg = conn.recv()
         except (EOFError, OSError):
             return
         if msg[0] == "exit":
-            return
+            # Every result went back and every file was written atomically: nothing needs
+            # TensorFlow's interpreter teardown, which costs over a second.
+            conn.close()
+            os._exit(0)
         _, func, args, kwargs, tag = msg
         try:
             if crash_at and tag == crash_at:

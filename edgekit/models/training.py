@@ -14,14 +14,22 @@ from edgekit.worker import report
 def train_digits_mlp(path: str, epochs: int = 5, seed: int = 0, batch_size: int = 32) -> dict[str, Any]:
     """Train the guide's MLP on the built-in digits (Adam 1e-3, categorical cross-entropy)
     and save it as ``.keras`` at ``path``. Returns test accuracy and the history."""
+    return train_digits(path, "mlp", epochs, seed, batch_size)
+
+
+def train_digits(path: str, model_name: str = "mlp", epochs: int = 5, seed: int = 0, batch_size: int = 32) -> dict[str, Any]:
+    """Train a guide model whose input fits 28x28 digits (``mlp``: 784 values, ``cnn``:
+    28x28x1) on the built-in digits and save it as ``.keras`` at ``path``."""
     import keras
 
     from edgekit.models.digits import load_digits
-    from edgekit.models.zoo import mlp
+    from edgekit.models.zoo import BUILDERS
 
     keras.utils.set_random_seed(seed)
     x_train, y_train, x_test, y_test = load_digits(seed=seed)
-    model = mlp()
+    model = BUILDERS[model_name]()
+    shape = tuple(model.inputs[0].shape[1:])
+    x_train, x_test = x_train.reshape((-1, *shape)), x_test.reshape((-1, *shape))
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
 
     class Progress(keras.callbacks.Callback):
@@ -57,3 +65,14 @@ def train_digits_mlp(path: str, epochs: int = 5, seed: int = 0, batch_size: int 
         "n_test": int(len(x_test)),
         "history": {k: [float(v) for v in vs] for k, vs in hist.history.items()},
     }
+
+
+def save_builtin(name: str, path: str, seed: int = 0) -> str:
+    """Build a guide model (seeded weights) and save it as ``.keras`` at ``path``."""
+    import keras
+
+    from edgekit.models.zoo import BUILDERS
+
+    keras.utils.set_random_seed(seed)
+    BUILDERS[name]().save(path)
+    return path
