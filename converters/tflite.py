@@ -107,7 +107,7 @@ def recipe_configurer(recipe: Any, calibration: dict[str, Any] | None, ctx: Expo
 
 class TFLiteExporter(Exporter):
     name = "tflite"
-    allowed_options = frozenset({"recipe", "calibration"})
+    allowed_options = frozenset({"recipe", "calibration", "saved_model_dir"})
 
     def _write(self, ctx: ExportContext, path: Path, options: dict[str, Any]) -> dict[str, Any]:
         from edgekit.quantize.recipes import Recipe
@@ -116,7 +116,12 @@ class TFLiteExporter(Exporter):
         ctx.cache["workdir"] = workdir
         recipe = Recipe.from_json(options["recipe"]) if options.get("recipe") else None
         try:
-            sm_dir, notes = float_saved_model(ctx, workdir)
+            given = options.get("saved_model_dir")
+            if given and not ctx.spec.has_rnn and Path(given).is_dir():
+                # the run's own SavedModel artifact, already checked: same float graph
+                sm_dir, notes = given, []
+            else:
+                sm_dir, notes = float_saved_model(ctx, workdir)
             buf = convert_saved_model(sm_dir, recipe_configurer(recipe, options.get("calibration"), ctx))
         except ConversionError:
             raise

@@ -163,6 +163,38 @@ def tolerances_for(policy: str, spec: ModelSpec, atol: Mapping[str | None, float
     return out
 
 
+# Loading, exporting and checking hold several copies of the weights at once (Keras, the
+# traced graph, the converter's buffers); measured peaks are 4-6x the model file.
+MEMORY_FACTOR = 6
+
+
+def check_memory(source: ModelSource) -> None:
+    """Refuse, with numbers, a model whose conversion would not fit in available memory
+    (before the machine swaps). Code-built models are sized only once built."""
+    from edgekit.fsutil import size_of
+
+    if source.kind not in ("keras", "h5", "saved_model"):
+        return
+    need = size_of(source.location) * MEMORY_FACTOR
+    avail = _available_memory()
+    if avail is not None and need > avail:
+        raise errors.InputError(
+            f"{source.location} needs about {need / 1024**3:.1f} GiB to convert ({MEMORY_FACTOR}x its size) and "
+            f"{avail / 1024**3:.1f} GiB is available: free memory or convert on a larger machine"
+        )
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 def check_out_dir(out_dir: Path) -> None:
     """Fail early, before any work, if the output directory cannot be used."""
     if out_dir.exists() and not out_dir.is_dir():
@@ -223,6 +255,7 @@ def convert(
     atol: Mapping[str | None, float] | None = None,
     rtol: Mapping[str | None, float] | None = None,
     unsafe: bool = False,
+    custom_objects: str | None = None,
     timeout: float = 600.0,
     repeats: int = 5,
     target_runtime: str | None = None,
@@ -251,7 +284,8 @@ def convert(
     from edgekit.quantize.recipes import parse_modes
 
     t_start = time.perf_counter()
-    source = detect(model, unsafe=unsafe)
+    source = detect(model, unsafe=unsafe, custom_objects=custom_objects)
+    check_memory(source)
     fmts = formats if isinstance(formats, list) else parse_formats(formats)
     recipes = (parse_modes(quantize, "tflite", io_dtype, None, calibration_samples)
                + parse_modes(onnx_quantize, "onnx", io_dtype, calibration_method, calibration_samples))
@@ -306,6 +340,8 @@ class _Run:
         self.calibration_source: str | None = None
         self.eval_source: str | None = None
         self.float_onnx: str | None = None
+        self.float_saved_model: str | None = None
+        self.staged: list[tuple[Job, ArtifactResult, Path]] = []
         self.calibration: Any = None
         self.eval: Any = None
         self.eval_reference: tuple[str, float] | None = None
@@ -385,10 +421,9 @@ class _Run:
                         auto_done = job.recipe.mode
                     elif row.status == MISMATCH:
                         row.status = REJECTED  # auto keeps only the artifact it chose
-                        if row.path:
-                            remove_path(row.path)
-                            row.path = None
+                        self.staged = [t for t in self.staged if t[1] is not row]
                 rows.append(row)
+            self._publish_all(staging)
             cal = self.calibration
             result = ConvertResult(
                 self.given, spec, self.out, rows, feeds_info, ref_latency, self.out / "manifest.json",
@@ -422,7 +457,8 @@ class _Run:
         if job.format == "onnx":
             options: dict[str, Any] = {"opset": self.opts.opset}
         elif job.format == "tflite":
-            options = {"recipe": recipe.to_json() if recipe else None, "calibration": cal}
+            options = {"recipe": recipe.to_json() if recipe else None, "calibration": cal,
+                       "saved_model_dir": self.float_saved_model}
         else:
             options = {}
         return self._tf("export", job.format, str(staged), options, self.scratch, tag=f"export:{job.label}",
@@ -486,7 +522,11 @@ class _Run:
                 row.stage, row.error = "compare", "; ".join(row.comparison.failures())
             if self.eval is not None:
                 self._judge_task(row, ev["outputs"][spec.output_names[0]])
-        self._publish(job, staged, row, staging)
+        self.staged.append((job, row, staged))
+        if job.recipe is None and job.format == "onnx":
+            self.float_onnx = str(staged)
+        if job.recipe is None and job.format == "saved_model" and row.status == PASS:
+            self.float_saved_model = str(staged)  # checked: TFLite may convert from it
         self.say(f"{prefix}: {row.status}" + (f" ({row.error})" if row.error else ""))
         return row
 
@@ -505,21 +545,27 @@ class _Run:
             row.status, row.stage = MISMATCH, "accuracy"
             row.error = f"{row.task['metric']} drop {row.task['drop']:.2f} points > {gate:g} (--max-accuracy-drop)"
 
-    def _publish(self, job: Job, staged: Path, row: ArtifactResult, staging: Path) -> None:
-        """Rename a finished artifact (and its companion files) into the output directory."""
-        info = FORMATS[job.format]
-        extras = [staging / e for e in info.extra_files if job.recipe is None and (staging / e).exists()]
-        for e in extras:
-            move_into_place(e, self.out / e.name)
-        final = self.out / job.filename
-        move_into_place(staged, final)
-        row.path = str(final)
-        row.size = size_of(final) + sum(size_of(self.out / e.name) for e in extras)
-        row.sha256 = sha256_of(final)
-        if extras:
-            row.meta["extra_files"] = {e.name: sha256_of(self.out / e.name) for e in extras}
-        if job.format == "onnx" and job.recipe is None:
-            self.float_onnx = str(final)
+    def _publish_all(self, staging: Path) -> None:
+        """Rename every finished artifact into the output directory, together, at the end.
+
+        The old manifest goes first, so an interruption during these renames leaves a
+        directory without a manifest (visibly incomplete), never a manifest that describes
+        files it does not match; the new manifest is written last.
+        """
+        remove_path(self.out / "manifest.json")
+        for job, row, staged in self.staged:
+            info = FORMATS[job.format]
+            extras = [staging / e for e in info.extra_files if job.recipe is None and (staging / e).exists()]
+            for e in extras:
+                move_into_place(e, self.out / e.name)
+            final = self.out / job.filename
+            move_into_place(staged, final)
+            row.path = str(final)
+            row.size = size_of(final) + sum(size_of(self.out / e.name) for e in extras)
+            row.sha256 = sha256_of(final)
+            if extras:
+                row.meta["extra_files"] = {e.name: sha256_of(self.out / e.name) for e in extras}
+        self.staged = []
 
 
 def _lock_out_dir(out: Path, staging: Path) -> Any:

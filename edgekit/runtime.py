@@ -140,9 +140,15 @@ class TFLitePredictor(Predictor):
             mod = __import__(Interpreter.__module__, fromlist=["OpResolverType"])
             kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
-            self._it = Interpreter(**kwargs)
-        except ValueError as exc:
-            raise RuntimeFailure(f"{self.backend} cannot load {path}: {str(exc).splitlines()[0]}") from None
+            self._setup(Interpreter, kwargs)
+        except (InputError, RuntimeFailure):
+            raise
+        except Exception as exc:  # noqa: BLE001 - damaged files raise ValueError, RuntimeError, ...
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise RuntimeFailure(f"{self.backend} cannot load {path}: {first[:300]}") from None
+
+    def _setup(self, Interpreter: Any, kwargs: dict[str, Any]) -> None:
+        self._it = Interpreter(**kwargs)
         sigs = self._it.get_signature_list()
         in_details = {d["index"]: d for d in self._it.get_input_details()}
         out_details = {d["index"]: d for d in self._it.get_output_details()}
@@ -205,8 +211,11 @@ class TFLitePredictor(Predictor):
                 it.set_tensor(self._in_idx[name], a)
             it.invoke()
             return {t.name: self._from_output(t, it.get_tensor(self._out_idx[t.name])) for t in self.outputs}
-        except ValueError as exc:
-            raise RuntimeFailure(f"{self.backend} failed running {self.path}: {str(exc).splitlines()[0]}") from None
+        except (InputError, RuntimeFailure):
+            raise
+        except Exception as exc:  # noqa: BLE001 - ValueError/RuntimeError from the interpreter
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise RuntimeFailure(f"{self.backend} failed running {self.path}: {first[:300]}") from None
 
 
 _ORT_TYPES = {

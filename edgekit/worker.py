@@ -32,7 +32,8 @@ from edgekit import errors
 # Set in a worker process: the connection back to the parent.
 _CHILD_CONN: Connection | None = None
 # Environment variable read by workers: a call tag (e.g. "export:tflite") at which the
-# worker kills itself with SIGSEGV. It exists to test crash handling end to end.
+# worker kills itself with SIGSEGV, or hangs with "TAG=hang". It exists to test crash and
+# timeout handling end to end.
 CRASH_ENV = "EDGEKIT_INJECT_CRASH"
 # Modules a worker imports as soon as it starts (comma-separated), before its first call.
 PRELOAD_ENV = "EDGEKIT_PRELOAD"
@@ -284,7 +285,7 @@ def _child_main(fd: int) -> None:
     import edgekit.worker as _imported
 
     _imported._CHILD_CONN = conn
-    crash_at = os.environ.get(CRASH_ENV, "")
+    crash_at, _, crash_how = os.environ.get(CRASH_ENV, "").partition("=")
     for module in filter(None, os.environ.get(PRELOAD_ENV, "").split(",")):
         try:
             importlib.import_module(module)
@@ -303,6 +304,9 @@ def _child_main(fd: int) -> None:
         _, func, args, kwargs, tag = msg
         try:
             if crash_at and tag == crash_at:
+                if crash_how == "hang":
+                    while True:
+                        time.sleep(3600)
                 os.kill(os.getpid(), signal.SIGSEGV)
             result = _resolve(func)(*args, **kwargs)
             conn.send(("ok", result))

@@ -93,3 +93,10 @@ def make_quantized_tflite(name: str, out_dir: str, seed: int = 0) -> dict[str, s
         p.write_bytes(conv(cfg))
         out[mode] = str(p)
     return out
+
+
+def save_from_builder(module_path: str, function: str, out: str) -> str:
+    from edgekit.models.keras_io import _load_builder
+
+    _load_builder(module_path, function).save(out)
+    return out

@@ -60,6 +60,9 @@ FORMATS_HELP = "saved_model, keras, h5, weights, tflite, onnx"
 @click.option("--rtol", multiple=True, metavar="[OUTPUT=]X",
               help="Tolerance relative to the output's magnitude (max|ref|); repeatable.")
 @click.option("--unsafe", is_flag=True, help="Allow models whose loading runs stored code (Lambda layers).")
+@click.option("--custom-objects", default=None, metavar="MODULE.py",
+              help="Python module defining the model's custom layers (imported before loading; a dict "
+                   "CUSTOM_OBJECTS in it is passed to Keras). The only way edgekit runs code for a model file.")
 @click.option("--timeout", default=600.0, show_default=True, type=float, metavar="SECONDS",
               help="Limit for each conversion and each runtime check.")
 @click.option("--target-runtime", default=None, metavar="NAME==VERSION",
@@ -68,7 +71,7 @@ FORMATS_HELP = "saved_model, keras, h5, weights, tflite, onnx"
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines; only the matrix.")
 def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: str | None, batch_size: int,
             seed: int, shapes: tuple[str, ...], atol: tuple[str, ...], rtol: tuple[str, ...], unsafe: bool,
-            timeout: float, target_runtime: str | None, quiet: bool, **quant: Any) -> None:
+            custom_objects: str | None, timeout: float, target_runtime: str | None, quiet: bool, **quant: Any) -> None:
     """Export MODEL to every format and check each artifact against it.
 
     MODEL is a .keras or .h5 file, a SavedModel directory, path/to/module.py:function
@@ -85,7 +88,8 @@ def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: s
         model, out_dir, formats=formats, inputs=inputs, batch_size=batch_size, seed=seed,
         shapes=parse_shapes(shapes), opset=opset,
         atol=parse_tolerance_overrides(atol, "atol"), rtol=parse_tolerance_overrides(rtol, "rtol"),
-        unsafe=unsafe, timeout=timeout, target_runtime=target_runtime, progress=_progress(quiet), **quant,
+        unsafe=unsafe, custom_objects=custom_objects, timeout=timeout, target_runtime=target_runtime,
+        progress=_progress(quiet), **quant,
     )
     click.echo(render(result))
     sys.exit(result.exit_code)
@@ -226,6 +230,21 @@ def debug_quant_cmd(model: str, calibration: str | None, calibration_samples: in
     sys.exit(0 if res["passed"] or not selective else 3)
 
 
+@cli.command("verify")
+@click.argument("out_dir", metavar="DIR")
+def verify_cmd(out_dir: str) -> None:
+    """Recheck DIR's artifacts against its manifest.json (exists, sha256). Exit 1 on any mismatch."""
+    from edgekit.verify import verify
+
+    res = verify(out_dir)
+    for p in res["problems"]:
+        click.echo(f"  {p}")
+    if res["leftovers"]:
+        click.echo(f"  staging leftovers of an interrupted run (the next run removes them): {', '.join(res['leftovers'])}")
+    click.echo(f"{out_dir}: {res['checked']} artifacts checked, " + ("all match the manifest" if res["ok"] else f"{len(res['problems'])} problem(s)"))
+    sys.exit(0 if res["ok"] else 1)
+
+
 def _register_device_commands() -> None:
     from edgekit.cli.device import bench, inspect, run
 
@@ -237,8 +256,22 @@ def _register_device_commands() -> None:
 _register_device_commands()
 
 
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM unwinds like Ctrl-C: staging is removed, workers stop, nothing half-written."""
+    import signal
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (embedded use)
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors, distinct exit codes, no tracebacks for user errors."""
+    _sigterm_as_interrupt()
     try:
         rv = cli.main(args=argv, prog_name="edgekit", standalone_mode=False)
     except EdgekitError as exc:

@@ -276,14 +276,21 @@ def _inspect_onnx(path: str) -> dict[str, Any]:
         out.update({"runnable_here": False, "load_error": str(exc)})
     try:
         import onnx
-        from collections import Counter
-
-        m = onnx.load(path, load_external_data=False)
-        out["opset"] = {i.domain or "ai.onnx": i.version for i in m.opset_import}
-        out["operators"] = [{"name": k, "count": v} for k, v in sorted(Counter(n.op_type for n in m.graph.node).items())]
-        out["producer"] = f"{m.producer_name} {m.producer_version}".strip()
     except ImportError:
         out["operators_note"] = "operator list needs the onnx package (pip install onnx)"
+        return out
+    from collections import Counter
+
+    try:
+        m = onnx.load(path, load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf DecodeError and friends
+        if not out["runnable_here"]:
+            raise InputError(f"malformed ONNX file {path}: {str(exc).splitlines()[0][:200]}") from None
+        out["operators_note"] = f"the onnx package cannot parse it: {str(exc).splitlines()[0][:200]}"
+        return out
+    out["opset"] = {i.domain or "ai.onnx": i.version for i in m.opset_import}
+    out["operators"] = [{"name": k, "count": v} for k, v in sorted(Counter(n.op_type for n in m.graph.node).items())]
+    out["producer"] = f"{m.producer_name} {m.producer_version}".strip()
     return out
 
 

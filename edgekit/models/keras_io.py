@@ -31,6 +31,10 @@ def load(source: Mapping[str, Any]) -> Any:
     import keras
 
     kind, loc, unsafe = source["kind"], source["location"], source.get("unsafe", False)
+    custom: dict[str, Any] = {}
+    if source.get("custom_objects"):
+        module = _import_file(source["custom_objects"], "custom objects module")
+        custom = dict(getattr(module, "CUSTOM_OBJECTS", {}) or {})
     if kind == "builtin":
         from edgekit.models.zoo import BUILDERS
 
@@ -42,36 +46,53 @@ def load(source: Mapping[str, Any]) -> Any:
     try:
         if kind == "keras":
             try:
-                return keras.saving.load_model(loc, compile=True, safe_mode=not unsafe)
+                return keras.saving.load_model(loc, compile=True, safe_mode=not unsafe, custom_objects=custom)
             except Exception:  # noqa: BLE001 - an unreadable training config is no reason to fail
-                return keras.saving.load_model(loc, compile=False, safe_mode=not unsafe)
+                return keras.saving.load_model(loc, compile=False, safe_mode=not unsafe, custom_objects=custom)
         # Legacy HDF5 models compiled with string losses fail to deserialize their metrics
         # (see FIELD-NOTES); inference needs no compile state.
-        return keras.saving.load_model(loc, compile=False, safe_mode=not unsafe)
+        return keras.saving.load_model(loc, compile=False, safe_mode=not unsafe, custom_objects=custom)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for bad files
         msg = _first_line(exc)
+        from edgekit.models.source import find_custom_classes, read_config
+
+        custom_classes = find_custom_classes(read_config(loc))
+        if custom_classes and not source.get("custom_objects"):
+            raise InputError(
+                f"{loc} uses custom class(es) {', '.join(custom_classes)} that Keras does not know: "
+                "pass --custom-objects module.py defining them"
+            ) from None
         if "Lambda" in msg or "unsafe" in msg.lower() or "safe_mode" in msg:
             raise UnsafeModelError(f"{loc}: {msg} (pass --unsafe if you trust its author)") from None
         if "Could not locate" in msg or "Unknown layer" in msg or "custom" in msg.lower():
             raise InputError(
-                f"{loc} uses a class Keras does not know ({msg}); load it from a builder module (module.py:function) that imports it"
+                f"{loc} uses a class Keras does not know ({msg}); pass --custom-objects module.py defining it"
             ) from None
         raise InputError(f"could not load {loc}: {msg}") from None
 
 
-def _load_builder(path: str, function: str) -> Any:
-    import keras
-
-    name = f"edgekit_user_builder_{abs(hash(path))}"
+def _import_file(path: str, what: str) -> Any:
+    """Import a user's Python file (code the user explicitly named on the command line)."""
+    name = f"edgekit_user_{abs(hash(path))}"
+    if name in sys.modules:
+        return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise InputError(f"cannot import builder module {path}")
+        raise InputError(f"cannot import {what} {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # noqa: BLE001 - user code
-        raise InputError(f"importing {path} failed: {type(exc).__name__}: {_first_line(exc)}") from None
+        del sys.modules[name]
+        raise InputError(f"importing {what} {path} failed: {type(exc).__name__}: {_first_line(exc)}") from None
+    return module
+
+
+def _load_builder(path: str, function: str) -> Any:
+    import keras
+
+    module = _import_file(path, "builder module")
     fn = getattr(module, function, None)
     if not callable(fn):
         raise InputError(f"{path} has no function {function!r}")

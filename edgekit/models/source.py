@@ -35,11 +35,13 @@ class ModelSource:
     function: str | None = None
     unsafe: bool = False
     weights: str | None = None  # snapshot of a built model's weights (builder/builtin kinds)
+    custom_objects: str | None = None  # a module the user named to define custom classes
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
-        if d["weights"] is None:
-            d.pop("weights")
+        for k in ("weights", "custom_objects"):
+            if d[k] is None:
+                d.pop(k)
         return d
 
     @property
@@ -58,8 +60,15 @@ class ModelSource:
 _BUILDER_RE = re.compile(r"^(?P<file>.+\.py):(?P<func>[A-Za-z_][A-Za-z0-9_]*)$")
 
 
-def detect(arg: str, unsafe: bool = False) -> ModelSource:
+def detect(arg: str, unsafe: bool = False, custom_objects: str | None = None) -> ModelSource:
     """Detect the kind of ``arg`` from its content; raise ``InputError`` with the fix."""
+    if custom_objects is not None:
+        co = Path(custom_objects)
+        if not co.is_file() or co.suffix != ".py":
+            raise InputError(f"--custom-objects {custom_objects}: expected an existing .py module")
+        import dataclasses
+
+        return dataclasses.replace(detect(arg, unsafe), custom_objects=str(co.resolve()))
     if arg.startswith("builtin:"):
         from edgekit.models.zoo import BUILDERS
 
@@ -137,6 +146,32 @@ def find_code_layers(config: Any) -> list[str]:
         if layer["class_name"] in CODE_LAYERS:
             found.append(f"{layer['class_name']} layer '{layer['config'].get('name', '?')}'")
     return found
+
+
+def find_custom_classes(config: Any) -> list[str]:
+    """Classes in a Keras config that are not Keras' own (registered by user code)."""
+    found = []
+    for layer in _iter_layer_configs(config):
+        module = layer.get("module") or ""
+        reg = layer.get("registered_name")
+        if (reg and reg != layer["class_name"]) or (module and not module.startswith("keras")):
+            found.append(reg or f"{module}.{layer['class_name']}")
+    return sorted(set(found))
+
+
+def read_config(path: str) -> Any:
+    """The model config stored in a .keras archive or a legacy .h5 file (None if unreadable)."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                return json.loads(zf.read("config.json"))
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            raw = f.attrs.get("model_config")
+            return json.loads(raw.decode() if isinstance(raw, bytes) else raw) if raw is not None else None
+    except Exception:  # noqa: BLE001 - only used to improve an error message
+        return None
 
 
 def _refuse_code(arg: Path, config: Any, unsafe: bool) -> None:

@@ -97,7 +97,25 @@ def list_ops(buf: bytes) -> list[OpUse]:
 
 
 def describe(buf: bytes) -> TFLiteDescription:
-    """Operators, tensors (with quantization parameters) and signatures of a model."""
+    """Operators, tensors (with quantization parameters) and signatures of a model.
+
+    Raises ``InputError`` for a damaged flatbuffer (the generated reader follows offsets
+    without bounds checks and fails with struct/index errors)."""
+    from edgekit.errors import InputError
+
+    try:
+        return _describe(buf)
+    except ValueError as exc:
+        if "TFL3" in str(exc):
+            raise InputError(f"not a TFLite file: {exc}") from None
+        raise InputError(f"malformed TFLite file ({type(exc).__name__}: {str(exc)[:120]})") from None
+    except (IndexError, KeyError, TypeError, OverflowError, UnicodeDecodeError, MemoryError, RecursionError) as exc:
+        raise InputError(f"malformed TFLite file ({type(exc).__name__}: {str(exc)[:120]})") from None
+    except Exception as exc:  # noqa: BLE001 - struct.error and friends from the generated reader
+        raise InputError(f"malformed TFLite file ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def _describe(buf: bytes) -> TFLiteDescription:
     s = schema()
     model = _root(buf)
     types = _enum_names(s.TensorType)
