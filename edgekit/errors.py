@@ -41,6 +41,12 @@ class RuntimeFailure(EdgekitError):
     exit_code = EXIT_FAILED
 
 
+class WriteFailure(EdgekitError):
+    """The output could not be written (no space left, permissions, read-only filesystem)."""
+
+    exit_code = EXIT_FAILED
+
+
 class WorkerCrashed(EdgekitError):
     """A child process running native code died (signal) or hung (timeout)."""
 

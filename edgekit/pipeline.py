@@ -423,7 +423,7 @@ class _Run:
                         row.status = REJECTED  # auto keeps only the artifact it chose
                         self.staged = [t for t in self.staged if t[1] is not row]
                 rows.append(row)
-            self._publish_all(staging)
+            self._describe_staged(staging)
             cal = self.calibration
             result = ConvertResult(
                 self.given, spec, self.out, rows, feeds_info, ref_latency, self.out / "manifest.json",
@@ -436,7 +436,16 @@ class _Run:
             )
             from edgekit.report.manifest import write_manifest
 
-            write_manifest(result)
+            # The new manifest is written (in staging) before anything of the previous output
+            # is touched: a full disk or a permission error stops the run here, leaving the
+            # earlier output intact.
+            staged_manifest = staging / "manifest.json"
+            try:
+                write_manifest(result, staged_manifest)
+                self._publish_all(staging)
+                move_into_place(staged_manifest, self.out / "manifest.json")
+            except OSError as exc:
+                raise errors.WriteFailure(f"cannot write the output to {self.out}: {exc.strerror}") from None
         finally:
             remove_path(staging)
             lock.close()
@@ -484,8 +493,10 @@ class _Run:
             row.meta = self._export(job, staged)
             row.convert_s = row.meta.pop("convert_s", None)
             row.notes.extend(row.meta.pop("notes", []))
-        except (errors.ConversionError, errors.WorkerCrashed, errors.InputError) as exc:
-            row.status, row.stage, row.error = ERROR, "convert", str(exc)
+        except errors.WriteFailure:
+            raise  # out of space or not writable: stop the run, leave the earlier output as it is
+        except errors.EdgekitError as exc:
+            row.status, row.stage, row.error = ERROR, "convert", str(exc).replace(str(staging), str(self.out))
             self.say(f"{prefix}: conversion failed: {exc}")
             return row
         if job.recipe and job.recipe.needs_calibration and self.calibration and not self.calibration.meaningful:
@@ -511,7 +522,9 @@ class _Run:
             if self.eval is not None:
                 ev = worker.call("edgekit.tasks:run_artifact", job.runtime, str(staged), self.eval.inputs, 0,
                                  run_opts, timeout=self.opts.timeout, tag=f"eval:{job.label}")
-        except (errors.RuntimeFailure, errors.WorkerCrashed, errors.InputError) as exc:
+        except errors.WriteFailure:
+            raise  # out of space or not writable: stop the run, leave the earlier output as it is
+        except errors.EdgekitError as exc:
             # name the file where the user will find it, not its staging path
             row.status, row.stage, row.error = ERROR, "run", str(exc).replace(str(staging), str(self.out))
         else:
@@ -545,26 +558,30 @@ class _Run:
             row.status, row.stage = MISMATCH, "accuracy"
             row.error = f"{row.task['metric']} drop {row.task['drop']:.2f} points > {gate:g} (--max-accuracy-drop)"
 
+    def _describe_staged(self, staging: Path) -> None:
+        """Final path, size and sha256 of every staged artifact (before anything moves)."""
+        for job, row, staged in self.staged:
+            info = FORMATS[job.format]
+            extras = [staging / e for e in info.extra_files if job.recipe is None and (staging / e).exists()]
+            row.path = str(self.out / job.filename)
+            row.size = size_of(staged) + sum(size_of(e) for e in extras)
+            row.sha256 = sha256_of(staged)
+            if extras:
+                row.meta["extra_files"] = {e.name: sha256_of(e) for e in extras}
+
     def _publish_all(self, staging: Path) -> None:
         """Rename every finished artifact into the output directory, together, at the end.
 
         The old manifest goes first, so an interruption during these renames leaves a
         directory without a manifest (visibly incomplete), never a manifest that describes
-        files it does not match; the new manifest is written last.
+        files it does not match; the caller puts the new manifest in place last.
         """
         remove_path(self.out / "manifest.json")
         for job, row, staged in self.staged:
-            info = FORMATS[job.format]
-            extras = [staging / e for e in info.extra_files if job.recipe is None and (staging / e).exists()]
-            for e in extras:
-                move_into_place(e, self.out / e.name)
-            final = self.out / job.filename
-            move_into_place(staged, final)
-            row.path = str(final)
-            row.size = size_of(final) + sum(size_of(self.out / e.name) for e in extras)
-            row.sha256 = sha256_of(final)
-            if extras:
-                row.meta["extra_files"] = {e.name: sha256_of(self.out / e.name) for e in extras}
+            for e in FORMATS[job.format].extra_files:
+                if job.recipe is None and (staging / e).exists():
+                    move_into_place(staging / e, self.out / e)
+            move_into_place(staged, self.out / job.filename)
         self.staged = []
 
 

@@ -44,6 +44,7 @@ class ModelSpec:
     layer_count: int = 0
     param_count: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    layers: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def input_names(self) -> list[str]:
@@ -62,6 +63,7 @@ class ModelSpec:
             "layer_count": self.layer_count,
             "param_count": self.param_count,
             "notes": list(self.notes),
+            "layers": list(self.layers),
         }
 
     @classmethod
@@ -74,4 +76,5 @@ class ModelSpec:
             layer_count=d.get("layer_count", 0),
             param_count=d.get("param_count", 0),
             notes=tuple(d.get("notes", ())),
+            layers=tuple(d.get("layers", ())),
         )

@@ -248,6 +248,10 @@ def default_pool() -> WorkerPool:
 
 
 def _error_payload(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        # disk full, permissions, read-only filesystem: the user's environment, not a bug
+        where = f" ({exc.filename})" if exc.filename else ""
+        return {"edgekit": True, "type": "WriteFailure", "message": f"{exc.strerror}{where}", "traceback": ""}
     return {
         "edgekit": isinstance(exc, errors.EdgekitError),
         "type": type(exc).__name__,

@@ -16,7 +16,8 @@ from edgekit.worker import WorkerPool, default_pool
 
 def debug_quant(model: str, calibration: str, out_dir: str | None = None, selective: bool = True,
                 samples: int = 200, unsafe: bool = False, timeout: float = 600.0,
-                progress: Callable[[str], None] | None = None, pool: WorkerPool | None = None) -> dict[str, Any]:
+                progress: Callable[[str], None] | None = None, pool: WorkerPool | None = None,
+                fmt: str = "tflite") -> dict[str, Any]:
     """Rank the layers of MODEL's int8 TFLite conversion by the SNR each loses; with
     ``selective``, keep the worst in float until int8's default criteria pass, write
     ``model_int8_selective.tflite`` and measure its size and latency against plain int8 and float32."""
@@ -38,6 +39,13 @@ def debug_quant(model: str, calibration: str, out_dir: str | None = None, select
     fit = {k: v[:split] for k, v in cal.arrays.items()}
     check = {k: v[split:] if n > 1 else v for k, v in cal.arrays.items()}
     scratch = tempfile.mkdtemp(prefix="edgekit-dq-")
+    if fmt == "onnx":
+        try:
+            return _debug_onnx(source, spec, fit, scratch, pool, timeout, say, cal)
+        finally:
+            remove_path(scratch)
+    if fmt != "tflite":
+        raise InputError(f"debug-quant --format {fmt}: choose tflite or onnx")
     try:
         say("measuring per-layer error of the int8 model" + (" and searching layers to keep in float" if selective else ""))
         res = pool.tf.call("edgekit.quantize.debug:explain_and_select", source.to_json(), fit, check, scratch,
@@ -55,6 +63,25 @@ def debug_quant(model: str, calibration: str, out_dir: str | None = None, select
         return res
     finally:
         remove_path(scratch)
+
+
+def _debug_onnx(source: Any, spec: ModelSpec, fit: dict[str, Any], scratch: str, pool: WorkerPool, timeout: float,
+                say: Callable[[str], None], cal: Any) -> dict[str, Any]:
+    """ONNX: QDQ (static int8) against float, per activation, with ONNX Runtime's tools."""
+    from edgekit.quantize.recipes import Approach, Recipe
+
+    f32, qdq = os.path.join(scratch, "float.onnx"), os.path.join(scratch, "qdq.onnx")
+    say("exporting ONNX and quantizing it to QDQ int8")
+    pool.tf.call("edgekit.tasks:export", source.to_json(), "onnx", f32, {"opset": 17}, scratch, timeout=timeout,
+                 tag="export:onnx")
+    pool.rt.call("edgekit.quantize.onnx_quant:quantize", f32, qdq,
+                 Recipe("static", "onnx", Approach.ONNX_STATIC, calibration_method="minmax").to_json(), fit,
+                 timeout=timeout, tag="export:onnx:static")
+    say("comparing every activation of the QDQ model with the float model")
+    report = pool.rt.call("edgekit.quantize.onnx_debug:onnx_layer_report", f32, qdq, fit, scratch, list(spec.layers),
+                          timeout=timeout, tag="debug-quant:onnx")
+    return {"format": "onnx", "report": report, "steps": [], "passed": True, "calibration": cal.description,
+            "meaningful": cal.meaningful}
 
 
 def _costs(source: Any, spec: ModelSpec, fit: dict[str, Any], check: dict[str, Any], selective_path: str,
@@ -78,6 +105,14 @@ def _costs(source: Any, spec: ModelSpec, fit: dict[str, Any], check: dict[str, A
 
 
 def render(res: dict[str, Any], top: int = 15) -> str:
+    if res.get("format") == "onnx":
+        lines = ["rank  layer                 tensor                                  SNR in  SNR out  lost (dB)"]
+        for i, r in enumerate(res["report"][:top], 1):
+            lines.append(f"{i:>4}  {(r['layer'] or '-')[:20]:<20}  {r['tensor'][:38]:<38}  {r['snr_in_db']:>6.1f}  "
+                         f"{r['snr_db']:>7.1f}  {r['snr_lost_db']:>8.1f}")
+        lines.append("SNR against the float model's same tensor; ranked by the SNR each tensor loses against its inputs")
+        lines.append(f"calibration: {res['calibration']}" + ("" if res["meaningful"] else " -- NOT meaningful"))
+        return "\n".join(lines)
     lines = ["rank  layer                 op                 SNR in   SNR out  lost (dB)"]
     for i, r in enumerate(res["report"][:top], 1):
         layer = r["layer"] or r["tensor"][:20]

@@ -84,6 +84,7 @@ def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: s
     from edgekit.pipeline import convert as run_convert, parse_tolerance_overrides
     from edgekit.report.matrix import render
 
+    explain = quant.pop("explain", False)
     result = run_convert(
         model, out_dir, formats=formats, inputs=inputs, batch_size=batch_size, seed=seed,
         shapes=parse_shapes(shapes), opset=opset,
@@ -92,7 +93,26 @@ def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: s
         progress=_progress(quiet), **quant,
     )
     click.echo(render(result))
+    if explain:
+        _explain(model, result, quant, unsafe, quiet)
     sys.exit(result.exit_code)
+
+
+def _explain(model: str, result: Any, quant: dict[str, Any], unsafe: bool, quiet: bool) -> None:
+    """Per-layer reports for the int8 TFLite and QDQ ONNX artifacts of a conversion."""
+    from edgekit.quantize.explain import debug_quant, render as render_layers
+
+    if not quant.get("calibration"):
+        click.echo("\n--explain needs --calibration: no per-layer report", err=True)
+        return
+    families = sorted({(r.recipe.family, r.recipe.mode) for r in result.rows if r.recipe})
+    for family, mode in families:
+        if (family, mode) not in (("tflite", "int8"), ("onnx", "static")):
+            continue
+        res = debug_quant(model, quant["calibration"], None, False, quant.get("calibration_samples", 200),
+                          unsafe=unsafe, progress=_progress(quiet), fmt=family)
+        click.echo(f"\nper-layer error, {family} {mode} (worst first):")
+        click.echo(render_layers(res, top=8))
 
 
 QUANT_OPTIONS = [
@@ -115,6 +135,8 @@ QUANT_OPTIONS = [
                       "per artifact and its drop from the model."),
     click.option("--max-accuracy-drop", default=None, type=click.FloatRange(0), metavar="POINTS",
                  help="Gate quantized artifacts on the --eval-data metric instead of SNR/top-1 (exit 3 on a breach)."),
+    click.option("--explain", is_flag=True,
+                 help="After the matrix, the per-layer error of the int8 TFLite and QDQ ONNX artifacts (see debug-quant)."),
 ]
 
 
@@ -147,9 +169,12 @@ def quantize_cmd(model: str, out_dir: str, formats: str, inputs: str | None, bat
 
     if not quant.get("quantize") and not quant.get("onnx_quantize"):
         quant["quantize"] = "dynamic,float16,int8"
+    explain = quant.pop("explain", False)
     result = run_convert(model, out_dir, formats=formats, inputs=inputs, batch_size=batch_size, seed=seed,
                          unsafe=unsafe, timeout=timeout, progress=_progress(quiet), **quant)
     click.echo(render(result))
+    if explain:
+        _explain(model, result, quant, unsafe, quiet)
     sys.exit(result.exit_code)
 
 
@@ -213,19 +238,21 @@ def formats_cmd() -> None:
               help="Search the layers to keep in float until int8 meets its default criteria.")
 @click.option("--out", "-o", "out_dir", default="edgekit-debug-quant", show_default=True, metavar="DIR",
               help="Where model_int8_selective.tflite goes.")
+@click.option("--format", "fmt", default="tflite", show_default=True, type=click.Choice(["tflite", "onnx"]),
+              help="tflite: TFLite's quantization debugger (and --selective); onnx: ONNX Runtime's QDQ comparison.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @click.option("--unsafe", is_flag=True)
 @click.option("--quiet", "-q", is_flag=True)
 def debug_quant_cmd(model: str, calibration: str | None, calibration_samples: int, selective: bool, out_dir: str,
-                    as_json: bool, unsafe: bool, quiet: bool) -> None:
+                    fmt: str, as_json: bool, unsafe: bool, quiet: bool) -> None:
     """Per-layer error of MODEL's int8 TFLite model (layers named as in Keras, worst first),
     and which layers to keep in float so int8 passes. Exit 3 if even that fails."""
     import json
 
     from edgekit.quantize.explain import debug_quant, render, require_calibration
 
-    res = debug_quant(model, require_calibration(calibration), out_dir, selective, calibration_samples,
-                      unsafe=unsafe, progress=_progress(quiet))
+    res = debug_quant(model, require_calibration(calibration), out_dir, selective and fmt == "tflite",
+                      calibration_samples, unsafe=unsafe, progress=_progress(quiet), fmt=fmt)
     click.echo(json.dumps(res, indent=1, default=str) if as_json else render(res))
     sys.exit(0 if res["passed"] or not selective else 3)
 
@@ -275,7 +302,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = cli.main(args=argv, prog_name="edgekit", standalone_mode=False)
     except EdgekitError as exc:
-        click.echo(f"edgekit: error: {exc}", err=True)
+        # one line, whatever a library put in the message (h5py's span several)
+        msg = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+        click.echo(f"edgekit: error: {msg}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("edgekit: interrupted", err=True)

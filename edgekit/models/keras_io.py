@@ -226,6 +226,7 @@ def model_spec(model: Any, source_format: str) -> ModelSpec:
         has_rnn=has_rnn,
         layer_count=len(layers),
         param_count=int(model.count_params()),
+        layers=tuple(dict.fromkeys(layer.name for layer in layers)),
     )
 
 

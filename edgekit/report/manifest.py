@@ -49,5 +49,5 @@ def manifest_dict(result: "ConvertResult") -> dict[str, Any]:
     }
 
 
-def write_manifest(result: "ConvertResult") -> None:
-    atomic_write_json(result.manifest_path, manifest_dict(result))
+def write_manifest(result: "ConvertResult", path: Any = None) -> None:
+    atomic_write_json(path or result.manifest_path, manifest_dict(result))

@@ -54,14 +54,21 @@ class TFLiteDescription:
 
 
 def schema() -> Any:
-    try:
-        from ai_edge_litert import schema_py_generated as s  # type: ignore[import-not-found]
-    except ImportError:
+    """The TFLite flatbuffer schema module (ai-edge-litert ships it; tflite-runtime does not)."""
+    for name in ("ai_edge_litert.schema_py_generated", "tflite_runtime.schema_py_generated",
+                 "tensorflow.lite.python.schema_py_generated"):
         try:
-            from tflite_runtime import schema_py_generated as s  # type: ignore[import-not-found,no-redef]
+            import importlib
+
+            return importlib.import_module(name)
         except ImportError:
-            from tensorflow.lite.python import schema_py_generated as s  # type: ignore[no-redef]
-    return s
+            continue
+    from edgekit.errors import MissingDependencyError
+
+    raise MissingDependencyError(
+        "reading TFLite operators needs the schema module of ai-edge-litert (pip install ai-edge-litert); "
+        "tflite-runtime does not ship it"
+    )
 
 
 def _enum_names(enum_cls: Any) -> dict[int, str]:

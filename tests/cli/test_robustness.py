@@ -229,3 +229,29 @@ def test_memory_guard_refuses_before_loading(tmp_path, monkeypatch):
     code, out, err = cli_inprocess(["convert", str(big), "--out", str(tmp_path / "o")])
     assert code == 2 and "GiB to convert" in err and "available" in err
     assert not (tmp_path / "o").exists()
+
+
+def _limit_file_size() -> None:
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+
+def test_out_of_space_leaves_earlier_output_untouched(tmp_path):
+    out = tmp_path / "out"
+    first = _edgekit(["convert", "builtin:mlp", "--out", str(out), "-q"])
+    assert first.wait(timeout=300) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    # every file over 64 KiB fails to write, as on a full disk (the workers inherit the limit)
+    proc = subprocess.run([sys.executable, "-c", "from edgekit.cli import main; main()", "convert", "builtin:mlp",
+                           "--out", str(out), "-q"], capture_output=True, text=True, preexec_fn=_limit_file_size,
+                          timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors_ = [ln for ln in proc.stderr.splitlines() if ln.startswith("edgekit: error:")]
+    assert len(errors_) == 1 and "File too large" in errors_[0], proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert after == before  # byte for byte, manifest included
+    assert not any(p.name.startswith(".edgekit-staging") for p in out.iterdir())
+    assert verify(str(out))["ok"]

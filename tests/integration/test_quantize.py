@@ -184,3 +184,26 @@ def test_debug_quant_cli_on_a_healthy_model(tmp_path):
     assert "dense_1" in proc.stdout  # layers carry their Keras names
     missing = run_cli(["debug-quant", "builtin:mlp"])
     assert missing.returncode == 2 and "needs calibration data" in missing.stderr
+
+
+def test_debug_quant_onnx_names_the_injected_bad_layer(pool, tmp_path):
+    from edgekit.quantize.explain import debug_quant
+
+    cal = tmp_path / "cal.npz"
+    np.savez(cal, x=np.random.default_rng(0).random((200, 32), dtype=np.float32))
+    res = debug_quant(f"{BUILDERS_PY}:spiky_layer", str(cal), None, selective=False, pool=pool, fmt="onnx")
+    top = res["report"][0]
+    assert top["layer"] == "spiky" and top["snr_lost_db"] > 20
+    assert all(r["snr_lost_db"] < top["snr_lost_db"] / 2 for r in res["report"][1:])
+
+
+def test_convert_explain_prints_both_reports(tmp_path):
+    cal = tmp_path / "cal.npz"
+    np.savez(cal, x=np.random.default_rng(0).random((100, 32), dtype=np.float32))
+    proc = run_cli(["convert", f"{BUILDERS_PY}:spiky_layer", "--to", "tflite,onnx", "--quantize", "int8",
+                    "--onnx-quantize", "static", "--calibration", str(cal), "--explain", "-q", "--out", str(tmp_path / "o")])
+    assert proc.returncode == 3, proc.stdout + proc.stderr  # int8 of this model fails its criteria...
+    assert "per-layer error, tflite int8" in proc.stdout and "per-layer error, onnx static" in proc.stdout
+    for section in proc.stdout.split("per-layer error, ")[1:]:
+        first_rank = next(ln for ln in section.splitlines() if ln.strip().startswith("1 "))
+        assert "spiky" in first_rank, section  # ...and the report says which layer is to blame

@@ -214,3 +214,33 @@ def test_runtime_only_install_without_tensorflow(tmp_path, tflite_files):
         assert "Traceback" not in proc.stderr
     assert "probs[0] top-5" in subprocess.run([edgekit, "run", tflite_files["mlp"]["int8"], "-i", str(x)],
                                               capture_output=True, text=True, env=env, cwd=tmp_path).stdout
+
+
+@pytest.mark.slow
+def test_tflite_runtime_only_device(tmp_path, tflite_files):
+    """A board that carries only the old tflite-runtime (numpy 1): run and bench work with it."""
+    import os
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "--no-deps", str(repo)], check=True, timeout=600)
+    subprocess.run([*pip, "tflite-runtime==2.14.0", "numpy<2", "click"], check=True, timeout=600)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    edgekit = str(venv / "bin" / "edgekit")
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32))
+    run = subprocess.run([edgekit, "run", tflite_files["cnn"]["float32"], "-i", str(x), "-o", str(tmp_path / "y.npz")],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr
+    # same numbers as ai-edge-litert here
+    want = load(tflite_files["cnn"]["float32"]).predict(np.load(x))["probs"]
+    assert np.abs(np.load(tmp_path / "y.npz")["probs"] - want).max() < 1e-5
+    bench = subprocess.run([edgekit, "bench", tflite_files["cnn"]["float32"], "--runs", "10", "--json"],
+                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert bench.returncode == 0 and json.loads(bench.stdout)["backend"] == "tflite-runtime"
+    insp = subprocess.run([edgekit, "inspect", tflite_files["cnn"]["float32"]], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=300)
+    assert insp.returncode == 2 and "schema module of ai-edge-litert" in insp.stderr and "Traceback" not in insp.stderr
