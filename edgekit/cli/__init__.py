@@ -218,6 +218,34 @@ def demo(out_dir: str, epochs: int, seed: int, quiet: bool) -> None:
     sys.exit(result.exit_code)
 
 
+@cli.group("models", invoke_without_command=True)
+@click.pass_context
+def models_cmd(ctx: click.Context) -> None:
+    """List the user guide's reference models (use them as builtin:NAME)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from edgekit.models.zoo import BUILDERS
+
+    for name, fn in BUILDERS.items():
+        doc = (fn.__doc__ or "").strip().splitlines()[0]
+        click.echo(f"{name:10} {doc}")
+
+
+@models_cmd.command("show")
+@click.argument("name")
+def models_show(name: str) -> None:
+    """Print NAME's Keras summary: layers, output shapes, parameter counts."""
+    from edgekit.errors import InputError
+    from edgekit.models.zoo import BUILDERS
+    from edgekit.worker import default_pool
+
+    if name not in BUILDERS:
+        raise InputError(f"unknown model {name!r}; choose one of: {', '.join(BUILDERS)}")
+    res = default_pool().tf.call("edgekit.models.training:summary", name, timeout=300, tag="summary")
+    click.echo(res["text"])
+    click.echo(f"{name}: {res['params']:,} parameters")
+
+
 @cli.command("formats")
 def formats_cmd() -> None:
     """List the export formats, their files and the runtime that checks each."""

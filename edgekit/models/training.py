@@ -76,3 +76,16 @@ def save_builtin(name: str, path: str, seed: int = 0) -> str:
     keras.utils.set_random_seed(seed)
     BUILDERS[name]().save(path)
     return path
+
+
+def summary(name: str) -> dict[str, Any]:
+    """Keras' summary of a guide model (layer table, output shapes, parameter counts)."""
+    import keras
+
+    from edgekit.models.zoo import BUILDERS
+
+    keras.utils.set_random_seed(0)
+    model = BUILDERS[name]()
+    lines: list[str] = []
+    model.summary(print_fn=lambda s, **_: lines.append(s), line_length=96)
+    return {"text": "\n".join(lines), "params": int(model.count_params())}

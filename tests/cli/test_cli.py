@@ -128,3 +128,15 @@ def test_demo_trains_converts_and_passes(tmp_path):
         top1 = a["comparison"]["outputs"][0]["top1_agreement"]
         assert top1 == 1.0, a["format"]
     assert (tmp_path / "demo" / "trained_mlp.keras").is_file()
+
+
+def test_models_list_and_show():
+    lst = run_cli(["models"])
+    assert lst.returncode == 0
+    names = [ln.split()[0] for ln in lst.stdout.splitlines()]
+    assert names == ["mlp", "two_input", "cnn", "conv1d", "lstm", "gru", "embedding"]
+    show = run_cli(["models", "show", "mlp"])
+    assert show.returncode == 0, show.stderr
+    assert "mlp: 235,146 parameters" in show.stdout and "dense_1" in show.stdout and "(None, 256)" in show.stdout
+    bad = run_cli(["models", "show", "resnet"])
+    assert bad.returncode == 2 and "unknown model 'resnet'" in bad.stderr
