@@ -63,6 +63,9 @@ def recipe_configurer(recipe: Any, calibration: dict[str, Any] | None, ctx: Expo
 
     if recipe is None:
         return None
+    # full-integer modes: the converter's op set and the integer type of their inputs/outputs
+    full_integer = {Approach.INT8: ("TFLITE_BUILTINS_INT8", "int8"),
+                    Approach.INT16X8: ("EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8", "int16")}
     a = recipe.approach
     if recipe.needs_calibration and not calibration:
         raise ConversionError(f"TFLite {recipe.mode} needs calibration data")
@@ -85,20 +88,14 @@ def recipe_configurer(recipe: Any, calibration: dict[str, Any] | None, ctx: Expo
         c.optimizations = [tf.lite.Optimize.DEFAULT]
         if a is Approach.FLOAT16:
             c.target_spec.supported_types = [tf.float16]
-        elif a is Approach.INT8:
+        elif a in full_integer:
+            ops_name, int_io = full_integer[a]
             c.representative_dataset = representative
-            c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            if recipe.io_dtype == "int8":
+            c.target_spec.supported_ops = [getattr(tf.lite.OpsSet, ops_name)]
+            if recipe.io_dtype == int_io:
                 if float_inputs:
-                    c.inference_input_type = tf.int8
-                c.inference_output_type = tf.int8
-        elif a is Approach.INT16X8:
-            c.representative_dataset = representative
-            c.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-            if recipe.io_dtype == "int16":
-                if float_inputs:
-                    c.inference_input_type = tf.int16
-                c.inference_output_type = tf.int16
+                    c.inference_input_type = getattr(tf, int_io)
+                c.inference_output_type = getattr(tf, int_io)
         elif a is not Approach.DYNAMIC_INT8:
             raise ConversionError(f"TFLite has no mode {recipe.mode}")
 

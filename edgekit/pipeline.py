@@ -21,118 +21,23 @@ from edgekit.converters import DEFAULT_OPSET, FORMATS, parse_formats
 from edgekit.feeds import bind, load_arrays, random_feeds
 from edgekit.fsutil import STAGING_PREFIX, move_into_place, remove_path, sha256_of, size_of
 from edgekit.models.source import ModelSource, detect
-from edgekit.quantize.recipes import Recipe
 from edgekit.runtimes import RUNTIMES, unavailable_reason
 from edgekit.specs import ModelSpec
-from edgekit.validate import Comparison, Tolerance, compare, default_tolerance
+from edgekit.validate import Tolerance, compare, default_tolerance
 from edgekit.worker import WorkerPool, default_pool
 
-PASS, MISMATCH, ERROR, SKIPPED, REJECTED = "pass", "mismatch", "error", "skipped", "rejected"
-# Check inputs taken from --eval-data or --calibration data when no --inputs are given.
-CHECK_SAMPLES = 64
-
-
-@dataclass(frozen=True)
-class Job:
-    """One artifact to produce: a registered format, optionally quantized by a recipe."""
-
-    format: str
-    filename: str
-    runtime: str
-    policy: str
-    recipe: Recipe | None = None
-
-    @property
-    def label(self) -> str:
-        return self.format if self.recipe is None else f"{self.format}:{self.recipe.mode}"
-
-
-def build_jobs(fmts: list[str], recipes: list[Recipe]) -> list[Job]:
-    jobs = [Job(f, FORMATS[f].filename, FORMATS[f].runtime, FORMATS[f].policy) for f in fmts]
-    for r in recipes:
-        jobs.append(Job(r.family, r.filename, FORMATS[r.family].runtime, r.policy, r))
-    return jobs
-
-
-@dataclass
-class ArtifactResult:
-    """One row of the matrix."""
-
-    format: str
-    filename: str = ""
-    recipe: Recipe | None = None
-    path: str | None = None
-    status: str = ERROR
-    size: int | None = None
-    sha256: str | None = None
-    convert_s: float | None = None
-    latency: dict[str, float] | None = None
-    comparison: Comparison | None = None
-    tolerances: dict[str, Tolerance] = field(default_factory=dict)
-    runtime: str = ""
-    stage: str = ""
-    error: str | None = None
-    notes: list[str] = field(default_factory=list)
-    meta: dict[str, Any] = field(default_factory=dict)
-    task: dict[str, Any] | None = None  # metric on --eval-data and its drop from the float model
-
-    @property
-    def label(self) -> str:
-        return self.format if self.recipe is None else f"{self.format}:{self.recipe.mode}"
-
-    def to_json(self, out_dir: Path) -> dict[str, Any]:
-        return {
-            "format": self.format,
-            "label": self.label,
-            "recipe": self.recipe.to_json() if self.recipe else None,
-            "task_metric": self.task,
-            "path": os.path.relpath(self.path, out_dir) if self.path else None,
-            "status": self.status,
-            "size": self.size,
-            "sha256": self.sha256,
-            "convert_s": self.convert_s,
-            "runtime": self.runtime,
-            "latency": self.latency,
-            "stage": self.stage or None,
-            "error": self.error,
-            "notes": self.notes,
-            "meta": self.meta,
-            "comparison": self.comparison.to_json() if self.comparison else None,
-        }
-
-
-@dataclass
-class ConvertResult:
-    source: ModelSource
-    spec: ModelSpec
-    out_dir: Path
-    rows: list[ArtifactResult]
-    feeds_info: dict[str, Any]
-    reference_latency: dict[str, float]
-    manifest_path: Path
-    elapsed_s: float
-
-    calibration: dict[str, Any] | None = None
-    eval_info: dict[str, Any] | None = None
-
-    @property
-    def exit_code(self) -> int:
-        """1 if anything failed to convert or run, else 3 if any tolerance was exceeded
-        (or ``--quantize auto`` found no mode that passes), else 0."""
-        if any(r.status == ERROR for r in self.rows):
-            return errors.EXIT_FAILED
-        if any(r.status == MISMATCH for r in self.rows):
-            return errors.EXIT_TOLERANCE
-        rejected = [r for r in self.rows if r.status == REJECTED]
-        if rejected and not any(r.recipe is not None and r.status == PASS for r in self.rows):
-            return errors.EXIT_TOLERANCE
-        return errors.EXIT_OK
-
-    def float_size(self, family: str) -> int | None:
-        for r in self.rows:
-            if r.format == family and r.recipe is None and r.size:
-                return r.size
-        return None
+from edgekit.results import (  # noqa: F401 - re-exported: part of the pipeline's API
+    CHECK_SAMPLES,
+    ERROR,
+    MISMATCH,
+    PASS,
+    REJECTED,
+    SKIPPED,
+    ArtifactResult,
+    ConvertResult,
+    Job,
+    build_jobs,
+)
 
 
 def parse_tolerance_overrides(values: tuple[str, ...] | list[str], what: str) -> dict[str | None, float]:

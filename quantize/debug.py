@@ -63,7 +63,6 @@ def _converter(ctx: Any, calibration: Mapping[str, np.ndarray], workdir: str) ->
 
 
 def _input_order(buf: bytes) -> list[str]:
-    from edgekit.runtime import TFLitePredictor  # noqa: F401 - ensures a runtime exists
     from edgekit.runtimes.tflite_ops import schema
 
     s = schema()

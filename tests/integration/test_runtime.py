@@ -188,9 +188,8 @@ def test_convert_target_runtime_fails_tflite_that_would_not_run(pool, tmp_path):
     assert onx.status == PASS and r.exit_code == 1
 
 
-@pytest.mark.slow
-def test_runtime_only_install_without_tensorflow(tmp_path, tflite_files):
-    """The documented device install: edgekit with --no-deps, then numpy, click, ai-edge-litert."""
+def _device_venv(tmp_path, packages: list[str]):
+    """A fresh venv with edgekit (no dependencies) and ``packages``: what a board installs."""
     import os
     from pathlib import Path
 
@@ -199,13 +198,20 @@ def test_runtime_only_install_without_tensorflow(tmp_path, tflite_files):
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
     subprocess.run([*pip, "--no-deps", str(repo)], check=True, timeout=600)
-    subprocess.run([*pip, "numpy", "click", "ai-edge-litert"], check=True, timeout=600)
+    subprocess.run([*pip, *packages], check=True, timeout=600)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    return venv, env
+
+
+@pytest.mark.slow
+def test_runtime_only_install_without_tensorflow(tmp_path, tflite_files):
+    """The documented device install: edgekit with --no-deps, then numpy, click, ai-edge-litert."""
+    venv, env = _device_venv(tmp_path, ["numpy", "click", "ai-edge-litert"])
     edgekit = str(venv / "bin" / "edgekit")
     check = subprocess.run([str(venv / "bin" / "python"), "-c", "import tensorflow"], capture_output=True)
     assert check.returncode != 0, "TensorFlow must not be installed in the runtime-only venv"
     x = tmp_path / "x.npy"
     np.save(x, np.zeros((1, 784), np.float32))
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     for args in (["run", tflite_files["mlp"]["int8"], "-i", str(x)],
                  ["inspect", tflite_files["mlp"]["dynamic"], "--runtime", "tflite-runtime==2.14"],
                  ["bench", tflite_files["cnn"]["float32"], "--runs", "5"]):
@@ -219,16 +225,7 @@ def test_runtime_only_install_without_tensorflow(tmp_path, tflite_files):
 @pytest.mark.slow
 def test_tflite_runtime_only_device(tmp_path, tflite_files):
     """A board that carries only the old tflite-runtime (numpy 1): run and bench work with it."""
-    import os
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parents[2]
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
-    subprocess.run([*pip, "--no-deps", str(repo)], check=True, timeout=600)
-    subprocess.run([*pip, "tflite-runtime==2.14.0", "numpy<2", "click"], check=True, timeout=600)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    venv, env = _device_venv(tmp_path, ["tflite-runtime==2.14.0", "numpy<2", "click"])
     edgekit = str(venv / "bin" / "edgekit")
     x = tmp_path / "x.npy"
     np.save(x, np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32))
