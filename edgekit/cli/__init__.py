@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -244,6 +245,51 @@ def models_show(name: str) -> None:
     res = default_pool().tf.call("edgekit.models.training:summary", name, timeout=300, tag="summary")
     click.echo(res["text"])
     click.echo(f"{name}: {res['params']:,} parameters")
+
+
+@cli.command("evaluate")
+@click.argument("target", metavar="ARTIFACT|DIR")
+@click.option("--data", required=True, metavar="DATA",
+              help="Labelled data: digits, or .npz with arrays by input name (or x) and labels as y.")
+@click.option("--json", "as_json", is_flag=True)
+def evaluate_cmd(target: str, data: str, as_json: bool) -> None:
+    """Score an artifact, or every artifact of a conversion directory, on labelled data.
+
+    Metrics are computed the same way for every artifact: accuracy, loss, AUC, precision,
+    recall for classifiers; MAE and MSE otherwise."""
+    import json as _json
+
+    from edgekit.evaluate import evaluate
+
+    rows = evaluate(target, data)
+    if as_json:
+        click.echo(_json.dumps(rows, indent=1))
+        return
+    keys = [k for k in rows[0] if k not in ("artifact", "samples")]
+    click.echo(f"{'artifact':<40} " + " ".join(f"{k:>10}" for k in keys))
+    for r in rows:
+        click.echo(f"{Path(r['artifact']).name:<40} " + " ".join(f"{r[k]:>10.4f}" for k in keys))
+    click.echo(f"({rows[0]['samples']} samples of {data})")
+
+
+@cli.command("predict")
+@click.argument("artifact")
+@click.option("--data", required=True, metavar="FILE", help=".npz (arrays by input name) or .npy (one input).")
+@click.option("--out", "out_path", required=True, metavar="FILE.npz")
+def predict_cmd(artifact: str, data: str, out_path: str) -> None:
+    """Write ARTIFACT's raw outputs on --data to an .npz (and NAME_classes for classifiers)."""
+    import io
+
+    import numpy as np
+
+    from edgekit.evaluate import predict
+    from edgekit.fsutil import atomic_write_bytes
+
+    res = predict(artifact, data)
+    buf = io.BytesIO()
+    np.savez(buf, **res)
+    atomic_write_bytes(out_path, buf.getvalue())
+    click.echo(f"{out_path}: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in res.items()))
 
 
 @cli.command("formats")
