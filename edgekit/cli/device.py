@@ -288,9 +288,18 @@ def _inspect_onnx(path: str) -> dict[str, Any]:
             raise InputError(f"malformed ONNX file {path}: {str(exc).splitlines()[0][:200]}") from None
         out["operators_note"] = f"the onnx package cannot parse it: {str(exc).splitlines()[0][:200]}"
         return out
-    out["opset"] = {i.domain or "ai.onnx": i.version for i in m.opset_import}
-    out["operators"] = [{"name": k, "count": v} for k, v in sorted(Counter(n.op_type for n in m.graph.node).items())]
-    out["producer"] = f"{m.producer_name} {m.producer_version}".strip()
+    def text(v: Any) -> str:  # a damaged proto can hold invalid UTF-8, which protobuf returns as bytes
+        return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+    try:
+        out["opset"] = {text(i.domain) or "ai.onnx": int(i.version) for i in m.opset_import}
+        ops = Counter(text(n.op_type) for n in m.graph.node)
+        out["operators"] = [{"name": k, "count": v} for k, v in sorted(ops.items())]
+        out["producer"] = f"{text(m.producer_name)} {text(m.producer_version)}".strip()
+    except Exception as exc:  # noqa: BLE001 - fields of a damaged graph
+        if not out["runnable_here"]:
+            raise InputError(f"malformed ONNX file {path}: {type(exc).__name__}") from None
+        out["operators_note"] = f"the graph's fields are damaged: {type(exc).__name__}"
     return out
 
 
