@@ -100,3 +100,19 @@ def save_from_builder(module_path: str, function: str, out: str) -> str:
 
     _load_builder(module_path, function).save(out)
     return out
+
+
+def save_small_models(out: str) -> dict[str, str]:
+    """Small user models saved as .keras for training tests: a two-input binary classifier
+    and a 4-feature, 3-class Dense model."""
+    import keras
+
+    from edgekit.models.zoo import two_input
+
+    d = Path(out)
+    keras.utils.set_random_seed(0)
+    two_input(image_size=16).save(d / "two_input16.keras")
+    x = keras.Input((4,), name="features")
+    h = keras.layers.Dense(16, activation="relu")(x)
+    keras.Model(x, keras.layers.Dense(3, activation="softmax", name="probs")(h)).save(d / "tabular.keras")
+    return {p.name: str(p) for p in d.iterdir()}

@@ -247,6 +247,71 @@ def models_show(name: str) -> None:
     click.echo(f"{name}: {res['params']:,} parameters")
 
 
+@cli.command("train")
+@click.option("--recipe", default=None, metavar="FILE.toml", help="Recipe with the same keys as these flags; flags win.")
+@click.option("--model", default=None, help="A guide model name (mlp, cnn, ...) or a .keras/.h5 file.  [default: mlp]")
+@click.option("--data", default=None, metavar="DATA",
+              help="digits, data.npz (x or inputs by name, y), x.npy,y.npy, or data.csv (see --label-column).  [default: digits]")
+@click.option("--label-column", default=None, help="CSV label column.  [default: label]")
+@click.option("--optimizer", default=None, type=click.Choice(["adam", "adamw", "sgd", "rmsprop"]), help="[default: adam]")
+@click.option("--learning-rate", default=None, type=float, help="[default: 0.001]")
+@click.option("--weight-decay", default=None, type=float, help="AdamW weight decay.  [default: 0.004]")
+@click.option("--momentum", default=None, type=float, help="SGD momentum.  [default: 0.9]")
+@click.option("--loss", default=None, type=click.Choice(["categorical_crossentropy", "sparse_categorical_crossentropy",
+                                                          "binary_crossentropy", "mse", "mae", "huber"]),
+              help="[default: categorical_crossentropy]")
+@click.option("--metrics", default=None, help="Comma-separated: accuracy, mae, auc, precision, recall.  [default: accuracy]")
+@click.option("--epochs", default=None, type=int, help="[default: 30]")
+@click.option("--batch-size", default=None, type=int, help="[default: 32]")
+@click.option("--validation-split", default=None, type=float, help="[default: 0.1]")
+@click.option("--test-split", default=None, type=float, help="Held out before training, scored at the end.  [default: 0.2]")
+@click.option("--seed", default=None, type=int)
+@click.option("--loop", default=None, type=click.Choice(["fit", "custom"]),
+              help="fit, or custom: an explicit tf.GradientTape step.  [default: fit]")
+@click.option("--clip-norm", default=None, type=float, help="Clip gradients to this global norm.")
+@click.option("--early-stopping", "es_patience", default=None, type=int, metavar="PATIENCE",
+              help="Stop after PATIENCE epochs without improvement of --monitor (best weights restored).")
+@click.option("--reduce-lr", "rl_patience", default=None, type=int, metavar="PATIENCE",
+              help="Multiply the learning rate by --lr-factor after PATIENCE epochs without improvement.")
+@click.option("--lr-factor", default=0.5, show_default=True, type=float)
+@click.option("--min-lr", default=1e-6, show_default=True, type=float)
+@click.option("--monitor", default="val_loss", show_default=True, help="Quantity the callbacks watch.")
+@click.option("--checkpoint", is_flag=True, help="Save the best model (by --monitor) as best.keras.")
+@click.option("--stop-at", default=None, metavar="METRIC=VALUE", help="Stop when a metric reaches a value (e.g. val_accuracy=0.97).")
+@click.option("--out", "-o", "out_dir", default="edgekit-train", show_default=True, metavar="DIR")
+@click.option("--quiet", "-q", is_flag=True)
+def train_cmd(recipe: str | None, es_patience: int | None, rl_patience: int | None, lr_factor: float, min_lr: float,
+              monitor: str, checkpoint: bool, stop_at: str | None, metrics: str | None, out_dir: str, quiet: bool,
+              **flags: Any) -> None:
+    """Train a model as the user guide does, with Keras; writes model.keras, history.json and
+    history.png, and scores the held-out test split."""
+    from edgekit.errors import InputError
+    from edgekit.train import config_from, run_training
+
+    if metrics is not None:
+        flags["metrics"] = [m.strip() for m in metrics.split(",") if m.strip()]
+    if es_patience is not None:
+        flags["early_stopping"] = {"monitor": monitor, "patience": es_patience, "restore_best_weights": True}
+    if rl_patience is not None:
+        flags["reduce_lr"] = {"monitor": monitor, "patience": rl_patience, "factor": lr_factor, "min_lr": min_lr}
+    if checkpoint:
+        flags["checkpoint"] = {"monitor": monitor, "save_best_only": True}
+    if stop_at is not None:
+        metric, sep, value = stop_at.partition("=")
+        try:
+            flags["stop_at"] = {"metric": metric.strip(), "value": float(value)}
+            if not sep or not metric.strip():
+                raise ValueError
+        except ValueError:
+            raise InputError(f"--stop-at {stop_at!r}: expected METRIC=VALUE, e.g. val_accuracy=0.97") from None
+    cfg = config_from(recipe, flags)
+    res = run_training(cfg, out_dir, progress=_progress(quiet))
+    test = ", ".join(f"{k} {v:.4f}" for k, v in res["test"].items())
+    stopped = f", stopped by {res['stopped_by']}" if res["stopped_by"] else ""
+    click.echo(f"trained {res['epochs_run']} epoch(s) in {res['train_seconds']:.1f} s{stopped}; test: {test}")
+    click.echo(f"model: {res['model']}; history: {Path(out_dir) / 'history.json'}, {Path(out_dir) / 'history.png'}")
+
+
 @cli.command("evaluate")
 @click.argument("target", metavar="ARTIFACT|DIR")
 @click.option("--data", required=True, metavar="DATA",

@@ -89,3 +89,245 @@ def summary(name: str) -> dict[str, Any]:
     lines: list[str] = []
     model.summary(print_fn=lambda s, **_: lines.append(s), line_length=96)
     return {"text": "\n".join(lines), "params": int(model.count_params())}
+
+
+def _fit_inputs(model: Any, x: Any) -> Any:
+    """Bind inputs by name; flatten or reshape a single input to what the model expects."""
+    from edgekit.errors import InputError
+    from edgekit.models.keras_io import io_names
+
+    names, _ = io_names(model)
+    if isinstance(x, dict):
+        missing = [n for n in names if n not in x]
+        if missing:
+            raise InputError(f"the data has no array for input(s) {missing}; the model's inputs are {names}")
+        return [np.asarray(x[n]) for n in names] if len(names) > 1 else np.asarray(x[names[0]])
+    if len(names) != 1:
+        raise InputError(f"the model has inputs {names}: store the data as an .npz keyed by those names")
+    want = tuple(model.inputs[0].shape[1:])
+    x = np.asarray(x)
+    if x.shape[1:] == want:
+        return x
+    if None not in want and int(np.prod(x.shape[1:])) == int(np.prod(want)):
+        return x.reshape((len(x), *want))  # flatten images for vector models, or the reverse
+    raise InputError(f"data of shape {x.shape[1:]} cannot feed the model's input of shape {want}")
+
+
+def _fit_labels(model: Any, y: np.ndarray, loss: str) -> np.ndarray:
+    from edgekit.errors import InputError
+
+    out_dim = int(model.outputs[0].shape[-1])
+    y = np.asarray(y)
+    if loss == "categorical_crossentropy":
+        if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
+            ints = y.reshape(-1).astype(np.int64)
+            if ints.min() < 0 or ints.max() >= out_dim:
+                raise InputError(f"labels run {ints.min()}..{ints.max()} but the model has {out_dim} output classes")
+            return np.eye(out_dim, dtype=np.float32)[ints]  # integer labels one-hot encoded, as the guide does
+        if y.shape[1] != out_dim:
+            raise InputError(f"one-hot labels have {y.shape[1]} classes, the model {out_dim}")
+        return y.astype(np.float32)
+    if loss == "sparse_categorical_crossentropy":
+        ints = (np.argmax(y, axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1)).astype(np.int64)
+        if ints.min() < 0 or ints.max() >= out_dim:
+            raise InputError(f"labels run {ints.min()}..{ints.max()} but the model has {out_dim} output classes")
+        return ints
+    if loss == "binary_crossentropy":
+        if out_dim != 1 and (y.ndim == 1):
+            raise InputError(f"binary_crossentropy needs one sigmoid output or one-hot labels; the model has {out_dim} outputs")
+        return y.reshape(len(y), -1).astype(np.float32)
+    return y.reshape(len(y), -1).astype(np.float32)
+
+
+def _optimizer(cfg: dict[str, Any]) -> Any:
+    import keras
+
+    kw: dict[str, Any] = {"learning_rate": cfg["learning_rate"]}
+    if cfg.get("clip_norm") and cfg["loop"] == "fit":
+        kw["global_clipnorm"] = cfg["clip_norm"]
+    name = cfg["optimizer"]
+    if name == "adam":
+        return keras.optimizers.Adam(**kw)
+    if name == "adamw":
+        return keras.optimizers.AdamW(weight_decay=cfg["weight_decay"], **kw)
+    if name == "sgd":
+        return keras.optimizers.SGD(momentum=cfg["momentum"], **kw)
+    return keras.optimizers.RMSprop(**kw)
+
+
+def _metrics(cfg: dict[str, Any]) -> list[Any]:
+    import keras
+
+    loss = cfg["loss"]
+    out = []
+    for m in cfg["metrics"]:
+        if m == "accuracy":
+            out.append({"categorical_crossentropy": keras.metrics.CategoricalAccuracy(name="accuracy"),
+                        "sparse_categorical_crossentropy": keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                        "binary_crossentropy": keras.metrics.BinaryAccuracy(name="accuracy")}.get(
+                            loss, keras.metrics.BinaryAccuracy(name="accuracy")))
+        elif m == "mae":
+            out.append(keras.metrics.MeanAbsoluteError(name="mae"))
+        elif m == "auc":
+            out.append(keras.metrics.AUC(name="auc"))
+        elif m == "precision":
+            out.append(keras.metrics.Precision(name="precision"))
+        else:
+            out.append(keras.metrics.Recall(name="recall"))
+    return out
+
+
+def _callbacks(cfg: dict[str, Any], out_dir: str, epochs: int) -> list[Any]:
+    import keras
+
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            logs = logs if logs is not None else {}
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            shown = " ".join(f"{k} {v:.4g}" for k, v in logs.items())
+            report(f"epoch {epoch + 1}/{epochs}: {shown} ({time.perf_counter() - self.t0:.1f} s)")
+
+    class StopAtTarget(keras.callbacks.Callback):
+        """Stop when a metric reaches a value (down for losses and errors, up otherwise)."""
+
+        def __init__(self, metric: str, value: float) -> None:
+            super().__init__()
+            self.metric, self.value = metric, value
+            self.lower_is_better = any(s in metric for s in ("loss", "mae", "mse"))
+            self.stopped_epoch: int | None = None
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            v = (logs or {}).get(self.metric)
+            if v is not None and ((v <= self.value) if self.lower_is_better else (v >= self.value)):
+                self.model.stop_training = True
+                self.stopped_epoch = epoch + 1
+                report(f"{self.metric} reached {v:.4g} (target {self.value:g}): stopping")
+
+    cbs: list[Any] = []
+    if cfg.get("early_stopping"):
+        es = cfg["early_stopping"]
+        cbs.append(keras.callbacks.EarlyStopping(monitor=es.get("monitor", "val_loss"), patience=es.get("patience", 3),
+                                                 restore_best_weights=es.get("restore_best_weights", True)))
+    if cfg.get("reduce_lr"):
+        r = cfg["reduce_lr"]
+        cbs.append(keras.callbacks.ReduceLROnPlateau(monitor=r.get("monitor", "val_loss"), factor=r.get("factor", 0.5),
+                                                     patience=r.get("patience", 2), min_lr=r.get("min_lr", 1e-6)))
+    if cfg.get("checkpoint"):
+        c = cfg["checkpoint"]
+        cbs.append(keras.callbacks.ModelCheckpoint(os.path.join(out_dir, "best.keras"), monitor=c.get("monitor", "val_loss"),
+                                                   save_best_only=c.get("save_best_only", True)))
+    if cfg.get("stop_at"):
+        cbs.append(StopAtTarget(cfg["stop_at"]["metric"], float(cfg["stop_at"]["value"])))
+    cbs.append(Progress())  # last, so the learning rate it records is the one after ReduceLROnPlateau
+    return cbs
+
+
+def train(cfg: dict[str, Any], source: dict[str, Any] | None, x_train: Any, y_train: np.ndarray, x_test: Any,
+          y_test: np.ndarray, out_dir: str) -> dict[str, Any]:
+    """Compile and train as the user guide does (``fit`` or a GradientTape loop), evaluate on
+    the held-out split, save ``model.keras``. Returns the history and the test metrics."""
+    import keras
+
+    from edgekit.models import keras_io
+    from edgekit.models.zoo import BUILDERS
+
+    keras.utils.set_random_seed(cfg["seed"])
+    model = keras_io.load(source) if source else BUILDERS[cfg["model"]]()
+    xtr, xte = _fit_inputs(model, x_train), _fit_inputs(model, x_test)
+    ytr, yte = _fit_labels(model, y_train, cfg["loss"]), _fit_labels(model, y_test, cfg["loss"])
+    model.compile(optimizer=_optimizer(cfg), loss=cfg["loss"], metrics=_metrics(cfg))
+    cbs = _callbacks(cfg, out_dir, cfg["epochs"])
+    t0 = time.perf_counter()
+    if cfg["loop"] == "custom":
+        history = _custom_loop(model, cfg, xtr, ytr, cbs)
+    else:
+        history = model.fit(xtr, ytr, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
+                            validation_split=cfg["validation_split"], callbacks=cbs, verbose=0).history
+    seconds = time.perf_counter() - t0
+    test = model.evaluate(xte, yte, batch_size=256, verbose=0, return_dict=True) if len(y_test) else {}
+    path = os.path.join(out_dir, "model.keras")
+    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=out_dir)
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    stop = next((c for c in cbs if hasattr(c, "stopped_epoch") and getattr(c, "stopped_epoch", 0)), None)
+    return {
+        "history": {k: [float(v) for v in vs] for k, vs in history.items()},
+        "epochs_run": len(next(iter(history.values()))) if history else 0,
+        "stopped_by": type(stop).__name__ if stop is not None else None,
+        "test": {k: float(v) for k, v in test.items()},
+        "train_seconds": seconds,
+        "model": path,
+        "checkpoint": os.path.join(out_dir, "best.keras") if cfg.get("checkpoint") else None,
+        "params": int(model.count_params()),
+    }
+
+
+def _custom_loop(model: Any, cfg: dict[str, Any], x: Any, y: np.ndarray, callbacks: list[Any]) -> dict[str, list[float]]:
+    """The guide's custom training loop: an explicit tf.GradientTape step (optional gradient
+    clipping by global norm), driving the same Keras callbacks as fit."""
+    import keras
+    import tensorflow as tf
+
+    xs = x if isinstance(x, list) else [x]
+    n = len(y)
+    n_val = int(round(n * cfg["validation_split"]))
+    order = np.random.default_rng(cfg["seed"]).permutation(n)
+    tr, va = order[: n - n_val], order[n - n_val:]
+    loss_fn = keras.losses.get(cfg["loss"])
+    opt = model.optimizer
+    clip = cfg.get("clip_norm")
+    train_metrics, val_metrics = _metrics(cfg), _metrics(cfg)
+
+    def call(batch: list[Any], training: bool) -> Any:
+        return model(batch if len(batch) > 1 else batch[0], training=training)
+
+    @tf.function(reduce_retracing=True)
+    def step(batch: list[Any], yb: Any) -> Any:
+        with tf.GradientTape() as tape:
+            pred = call(batch, True)
+            loss = tf.reduce_mean(loss_fn(yb, pred)) + tf.add_n(model.losses) if model.losses else tf.reduce_mean(loss_fn(yb, pred))
+        grads = tape.gradient(loss, model.trainable_variables)
+        if clip:
+            grads, _ = tf.clip_by_global_norm(grads, clip)
+        opt.apply_gradients(zip(grads, model.trainable_variables))
+        return loss, pred
+
+    cb = keras.callbacks.CallbackList(callbacks, model=model, epochs=cfg["epochs"])
+    history: dict[str, list[float]] = {}
+    model.stop_training = False
+    cb.on_train_begin()
+    rng = np.random.default_rng(cfg["seed"] + 1)
+    for epoch in range(cfg["epochs"]):
+        cb.on_epoch_begin(epoch)
+        for m in train_metrics + val_metrics:
+            m.reset_state()
+        losses = []
+        idx = rng.permutation(tr)
+        for s in range(0, len(idx), cfg["batch_size"]):
+            b = idx[s:s + cfg["batch_size"]]
+            loss, pred = step([a[b] for a in xs], y[b])
+            losses.append(float(loss))
+            for m in train_metrics:
+                m.update_state(y[b], pred)
+        logs = {"loss": float(np.mean(losses)), **{m.name: float(m.result()) for m in train_metrics}}
+        if len(va):
+            pred = call([a[va] for a in xs], False)
+            logs["val_loss"] = float(tf.reduce_mean(loss_fn(y[va], pred)))
+            for m in val_metrics:
+                m.update_state(y[va], pred)
+                logs[f"val_{m.name}"] = float(m.result())
+        cb.on_epoch_end(epoch, logs)
+        for k, v in logs.items():
+            history.setdefault(k, []).append(float(v))
+        if model.stop_training:
+            break
+    cb.on_train_end()
+    return history
