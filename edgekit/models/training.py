@@ -236,6 +236,10 @@ def train(cfg: dict[str, Any], source: dict[str, Any] | None, x_train: Any, y_tr
 
     keras.utils.set_random_seed(cfg["seed"])
     model = keras_io.load(source) if source else BUILDERS[cfg["model"]]()
+    if not isinstance(model, keras.Model):
+        from edgekit.errors import InputError
+
+        raise InputError("a SavedModel holds no Keras architecture to train: train the .keras/.h5 file or a builder")
     xtr, xte = _fit_inputs(model, x_train), _fit_inputs(model, x_test)
     ytr, yte = _fit_labels(model, y_train, cfg["loss"]), _fit_labels(model, y_test, cfg["loss"])
     model.compile(optimizer=_optimizer(cfg), loss=cfg["loss"], metrics=_metrics(cfg))
