@@ -11,6 +11,18 @@ import numpy as np
 from edgekit.worker import report
 
 
+def save_atomically(model: Any, path: str) -> None:
+    """``model.save`` to a temporary .keras beside ``path``, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=os.path.dirname(path) or ".")
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def train_digits_mlp(path: str, epochs: int = 5, seed: int = 0, batch_size: int = 32) -> dict[str, Any]:
     """Train the guide's MLP on the built-in digits (Adam 1e-3, categorical cross-entropy)
     and save it as ``.keras`` at ``path``. Returns test accuracy and the history."""
@@ -51,14 +63,7 @@ def train_digits(path: str, model_name: str = "mlp", epochs: int = 5, seed: int 
     )
     probs = model.predict(x_test, verbose=0)
     acc = float(np.mean(np.argmax(probs, axis=1) == y_test))
-    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=os.path.dirname(path) or ".")
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    save_atomically(model, path)
     return {
         "test_accuracy": acc,
         "n_train": int(len(x_train)),
@@ -253,14 +258,7 @@ def train(cfg: dict[str, Any], source: dict[str, Any] | None, x_train: Any, y_tr
     seconds = time.perf_counter() - t0
     test = model.evaluate(xte, yte, batch_size=256, verbose=0, return_dict=True) if len(y_test) else {}
     path = os.path.join(out_dir, "model.keras")
-    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=out_dir)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    save_atomically(model, path)
     stop = next((c for c in cbs if hasattr(c, "stopped_epoch") and getattr(c, "stopped_epoch", 0)), None)
     return {
         "history": {k: [float(v) for v in vs] for k, vs in history.items()},
