@@ -87,15 +87,6 @@ class Runner:
         raise NotImplementedError
 
 
-def cast_to(arr: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
-    """Cast a feed to the dtype the artifact declares, refusing lossy kinds (float -> int)."""
-    if arr.dtype == dtype:
-        return arr
-    if np.can_cast(arr.dtype, dtype, casting="same_kind"):
-        return arr.astype(dtype)
-    raise InputError(f"input {name!r}: the artifact expects {dtype}, got {arr.dtype}")
-
-
 def _line(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     return (lines[0] if lines else type(exc).__name__)[:300]

@@ -60,6 +60,21 @@ def test_int8_for_every_guide_model(name, pool, tmp_path):
     assert r.calibration["meaningful"] is False
 
 
+def test_integer_io_models_are_checked_on_float_data(pool, tmp_path):
+    # int8/int16 inputs and outputs: the check quantizes the float inputs with the model's
+    # scale and zero point and dequantizes its outputs, as edgekit.runtime does on a device
+    r = convert("builtin:mlp", tmp_path, formats="tflite", quantize="int8,int16x8", io_dtype="int8",
+                calibration="digits", pool=pool)
+    rows = _by_label(r)
+    assert rows["tflite:int8"].recipe.io_dtype == "int8" and rows["tflite:int16x8"].recipe.io_dtype == "int16"
+    for label in ("tflite:int8", "tflite:int16x8"):
+        assert rows[label].status == PASS, (label, rows[label].error)
+        assert rows[label].comparison.min_snr_db > 20
+    from edgekit.runtime import load
+
+    assert load(tmp_path / "model_int8.tflite").inputs[0].dtype == "int8"
+
+
 def test_int16x8_refuses_integer_inputs_precisely(pool, tmp_path):
     r = convert("builtin:embedding", tmp_path, formats="tflite", quantize="int16x8", calibration="random", pool=pool)
     row = _by_label(r)["tflite:int16x8"]

@@ -44,5 +44,5 @@ def test_edgekit_errors_keep_their_class_and_bugs_become_internal_errors(worker)
 
 
 def test_worker_does_not_import_tensorflow_unless_asked(worker):
-    worker.call("edgekit.runtimes.litert:interpreter_class")
+    worker.call("edgekit.runtime:_tflite_interpreter")
     assert worker.call("edgekit.tests_support:imported", "tensorflow") is False
