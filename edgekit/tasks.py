@@ -45,22 +45,11 @@ def snapshot_weights(source: Mapping[str, Any], path: str) -> dict[str, Any]:
 
 def reference(source: Mapping[str, Any], feeds: Mapping[str, np.ndarray], repeats: int = 5) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """The model's own ``model(x, training=False)`` outputs by name, with its latency."""
-    import statistics
-    import time
-
     from edgekit.models.keras_io import call
+    from edgekit.runtimes.base import time_calls
 
     ctx = _context(source)
-    args = (ctx.model, feeds, ctx.spec.input_names, ctx.spec.output_names)
-    t0 = time.perf_counter()
-    out = call(*args)
-    first = (time.perf_counter() - t0) * 1e3
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        call(*args)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return out, {"first_ms": first, "median_ms": statistics.median(times) if times else first, "runs": len(times)}
+    return time_calls(lambda: call(ctx.model, feeds, ctx.spec.input_names, ctx.spec.output_names), repeats)
 
 
 def export(source: Mapping[str, Any], fmt: str, path: str, options: Mapping[str, Any], workdir: str) -> dict[str, Any]:

@@ -31,45 +31,16 @@ def train_digits_mlp(path: str, epochs: int = 5, seed: int = 0, batch_size: int 
 
 def train_digits(path: str, model_name: str = "mlp", epochs: int = 5, seed: int = 0, batch_size: int = 32) -> dict[str, Any]:
     """Train a guide model whose input fits 28x28 digits (``mlp``: 784 values, ``cnn``:
-    28x28x1) on the built-in digits and save it as ``.keras`` at ``path``."""
-    import keras
-
+    28x28x1) on the built-in digits with the guide's settings (Adam 1e-3, categorical
+    cross-entropy, accuracy) and save it as ``.keras`` at ``path``."""
     from edgekit.models.digits import load_digits
-    from edgekit.models.zoo import BUILDERS
+    from edgekit.train import TrainConfig, to_json
 
-    keras.utils.set_random_seed(seed)
     x_train, y_train, x_test, y_test = load_digits(seed=seed)
-    model = BUILDERS[model_name]()
-    shape = tuple(model.inputs[0].shape[1:])
-    x_train, x_test = x_train.reshape((-1, *shape)), x_test.reshape((-1, *shape))
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
-
-    class Progress(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            self.t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            logs = logs or {}
-            report(
-                f"epoch {epoch + 1}/{epochs}: loss {logs.get('loss', float('nan')):.4f} "
-                f"accuracy {logs.get('accuracy', float('nan')):.4f} "
-                f"val_accuracy {logs.get('val_accuracy', float('nan')):.4f} "
-                f"({time.perf_counter() - self.t0:.1f} s)"
-            )
-
-    hist = model.fit(
-        x_train, keras.utils.to_categorical(y_train, 10), epochs=epochs, batch_size=batch_size,
-        validation_split=0.1, verbose=0, callbacks=[Progress()],
-    )
-    probs = model.predict(x_test, verbose=0)
-    acc = float(np.mean(np.argmax(probs, axis=1) == y_test))
-    save_atomically(model, path)
-    return {
-        "test_accuracy": acc,
-        "n_train": int(len(x_train)),
-        "n_test": int(len(x_test)),
-        "history": {k: [float(v) for v in vs] for k, vs in hist.history.items()},
-    }
+    cfg = TrainConfig(model=model_name, epochs=epochs, seed=seed, batch_size=batch_size)
+    res = train(to_json(cfg), None, x_train, y_train, x_test, y_test, os.path.dirname(path) or ".", model_path=path)
+    return {"test_accuracy": res["test"]["accuracy"], "n_train": int(len(x_train)), "n_test": int(len(x_test)),
+            "history": res["history"]}
 
 
 def save_builtin(name: str, path: str, seed: int = 0) -> str:
@@ -231,9 +202,10 @@ def _callbacks(cfg: dict[str, Any], out_dir: str, epochs: int) -> list[Any]:
 
 
 def train(cfg: dict[str, Any], source: dict[str, Any] | None, x_train: Any, y_train: np.ndarray, x_test: Any,
-          y_test: np.ndarray, out_dir: str) -> dict[str, Any]:
+          y_test: np.ndarray, out_dir: str, model_path: str | None = None) -> dict[str, Any]:
     """Compile and train as the user guide does (``fit`` or a GradientTape loop), evaluate on
-    the held-out split, save ``model.keras``. Returns the history and the test metrics."""
+    the held-out split, save the model (``out_dir/model.keras`` unless ``model_path``).
+    Returns the history and the test metrics."""
     import keras
 
     from edgekit.models import keras_io
@@ -257,7 +229,7 @@ def train(cfg: dict[str, Any], source: dict[str, Any] | None, x_train: Any, y_tr
                             validation_split=cfg["validation_split"], callbacks=cbs, verbose=0).history
     seconds = time.perf_counter() - t0
     test = model.evaluate(xte, yte, batch_size=256, verbose=0, return_dict=True) if len(y_test) else {}
-    path = os.path.join(out_dir, "model.keras")
+    path = model_path or os.path.join(out_dir, "model.keras")
     save_atomically(model, path)
     stop = next((c for c in cbs if hasattr(c, "stopped_epoch") and getattr(c, "stopped_epoch", 0)), None)
     return {

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -65,16 +65,7 @@ class Runner:
 
     def timed(self, feeds: Mapping[str, np.ndarray], repeats: int = 5) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         """Outputs of the first call, plus first-call and median latency in milliseconds."""
-        t0 = time.perf_counter()
-        out = self.infer(feeds)
-        first = (time.perf_counter() - t0) * 1e3
-        times = []
-        for _ in range(max(0, repeats)):
-            t0 = time.perf_counter()
-            self.infer(feeds)
-            times.append((time.perf_counter() - t0) * 1e3)
-        stats = {"first_ms": first, "median_ms": statistics.median(times) if times else first, "runs": len(times)}
-        return out, stats
+        return time_calls(lambda: self.infer(feeds), repeats)
 
     # -- to override --
     def _load(self) -> None:
@@ -85,6 +76,19 @@ class Runner:
 
     def _io(self) -> tuple[list[str], list[str]]:
         raise NotImplementedError
+
+
+def time_calls(fn: Callable[[], Any], repeats: int) -> tuple[Any, dict[str, float]]:
+    """The first call's result, its latency and the median of ``repeats`` more (milliseconds)."""
+    t0 = time.perf_counter()
+    out = fn()
+    first = (time.perf_counter() - t0) * 1e3
+    times = []
+    for _ in range(max(0, repeats)):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return out, {"first_ms": first, "median_ms": statistics.median(times) if times else first, "runs": len(times)}
 
 
 def _line(exc: BaseException) -> str:
