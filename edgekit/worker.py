@@ -37,6 +37,8 @@ _CHILD_CONN: Connection | None = None
 CRASH_ENV = "EDGEKIT_INJECT_CRASH"
 # Modules a worker imports as soon as it starts (comma-separated), before its first call.
 PRELOAD_ENV = "EDGEKIT_PRELOAD"
+# How long a fresh worker may take to import its libraries before the first call runs.
+STARTUP_LIMIT_S = 300.0
 
 _QUIET_ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -135,7 +137,11 @@ class Worker:
                 self._conn.send(("call", func, args, kwargs, tag))
             except (BrokenPipeError, ConnectionResetError, OSError):
                 return self._crashed(func, tag)
-            deadline = None if timeout is None else time.monotonic() + timeout
+            # The step's clock starts when the worker takes the call: starting a fresh worker
+            # (importing TensorFlow on a busy machine) is not the step's time. Startup has
+            # its own, generous limit.
+            deadline = time.monotonic() + max(STARTUP_LIMIT_S, timeout or 0.0)
+            started = False
             while True:
                 wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
                 try:
@@ -147,6 +153,10 @@ class Worker:
                         kind, payload = self._conn.recv()
                     except (EOFError, OSError, pickle.UnpicklingError):
                         return self._crashed(func, tag)
+                    if kind == "started":
+                        started = True
+                        deadline = None if timeout is None else time.monotonic() + timeout
+                        continue
                     if kind == "progress":
                         if on_progress is not None:
                             on_progress(payload)
@@ -158,6 +168,10 @@ class Worker:
                     return self._crashed(func, tag)
                 if deadline is not None and time.monotonic() >= deadline:
                     self.kill()
+                    if not started:
+                        raise errors.WorkerCrashed(
+                            f"the {self.name} worker did not start within {STARTUP_LIMIT_S:g} s "
+                            f"(before {tag or func}) and was stopped")
                     raise errors.WorkerCrashed(
                         f"{tag or func} did not finish within {timeout:g} s and was stopped"
                     )
@@ -306,6 +320,7 @@ def _child_main(fd: int) -> None:
             conn.close()
             os._exit(0)
         _, func, args, kwargs, tag = msg
+        conn.send(("started", None))
         try:
             if crash_at and tag == crash_at:
                 if crash_how == "hang":

@@ -46,3 +46,17 @@ def test_edgekit_errors_keep_their_class_and_bugs_become_internal_errors(worker)
 def test_worker_does_not_import_tensorflow_unless_asked(worker):
     worker.call("edgekit.runtime:_tflite_interpreter")
     assert worker.call("edgekit.tests_support:imported", "tensorflow") is False
+
+
+def test_a_slow_worker_start_is_not_counted_against_the_step_timeout():
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    w = Worker("slow-start", {"EDGEKIT_PRELOAD": "tests.fixtures.slow_import", "PYTHONPATH": root,
+                              "EDGEKIT_TEST_IMPORT_DELAY": "3"})
+    try:
+        t0 = time.monotonic()
+        assert w.call("operator:add", 2, 3, timeout=1.0) == 5
+        assert time.monotonic() - t0 >= 3  # the import really ran before the call
+        with pytest.raises(errors.WorkerCrashed, match="did not finish within 1 s"):
+            w.call("time:sleep", 30, timeout=1.0)
+    finally:
+        w.close()
