@@ -23,7 +23,7 @@ from edgekit.fsutil import STAGING_PREFIX, move_into_place, remove_path, sha256_
 from edgekit.models.source import ModelSource, detect
 from edgekit.runtimes import RUNTIMES, unavailable_reason
 from edgekit.specs import ModelSpec
-from edgekit.validate import Tolerance, compare, default_tolerance
+from edgekit.validate import Comparison, Tolerance, compare, default_tolerance
 from edgekit.worker import WorkerPool, default_pool
 
 from edgekit.results import (  # noqa: F401 - re-exported: part of the pipeline's API
@@ -172,6 +172,7 @@ def convert(
     calibration_method: str | None = None,
     eval_data: str | None = None,
     max_accuracy_drop: float | None = None,
+    golden_outputs: Mapping[str, np.ndarray] | None = None,
     progress: Progress | None = None,
     pool: WorkerPool | None = None,
 ) -> ConvertResult:
@@ -182,6 +183,8 @@ def convert(
     ``onnx_quantize`` add quantized artifacts (``"int8,float16"``, ``"auto"``), calibrated on
     ``calibration`` (.npz/.npy/.csv/image folder/``digits``/``random``). ``eval_data`` (labelled)
     adds the task metric per artifact; ``max_accuracy_drop`` gates quantized ones on it.
+    ``golden_outputs`` (stored outputs for ``input_arrays``) adds a second comparison of the
+    live model and of every artifact against them.
     Bad input raises an ``EdgekitError`` before anything is written. Conversion and runtime
     failures (crashes included) become rows with status ``error``; ``ConvertResult.exit_code``
     sums them up.
@@ -226,6 +229,10 @@ def convert(
     pool.start()  # both workers import their libraries while the inputs are checked
     run = _Run(source, build_jobs(fmts, recipes), out, opts, progress or (lambda _m: None), pool)
     run.calibration_source, run.eval_source = calibration, eval_data
+    if golden_outputs is not None:
+        if input_arrays is None:
+            raise errors.InputError("golden outputs need the inputs they were computed from")
+        run.golden = {k: np.asarray(v) for k, v in golden_outputs.items()}
     scratch = tempfile.mkdtemp(prefix="edgekit-run-")
     try:
         return run.execute(arrays, label, scratch, t_start)
@@ -250,6 +257,8 @@ class _Run:
         self.calibration: Any = None
         self.eval: Any = None
         self.eval_reference: tuple[str, float] | None = None
+        self.golden: dict[str, np.ndarray] | None = None
+        self.golden_reference: Comparison | None = None
 
     def _tf(self, func: str, *args: Any, tag: str, **kw: Any) -> Any:
         return self.pool.tf.call(f"edgekit.tasks:{func}", self.source.to_json(), *args,
@@ -301,6 +310,11 @@ class _Run:
             self.source = ModelSource(**self._tf("snapshot_weights", snap, tag="snapshot"))
         self.say(f"reference: {self.source.display} on {feeds_info['source']} inputs, batch {feeds_info['batch']}")
         reference, ref_latency = self._tf("reference", feeds, self.opts.repeats, tag="reference")
+        if self.golden is not None:
+            self.golden_reference = compare(self.golden, reference,
+                                            tolerances_for("float32", spec, self.opts.atol, self.opts.rtol))
+            self.say("model against golden outputs: " + ("agrees" if self.golden_reference else
+                                                         "; ".join(self.golden_reference.failures())))
         if self.eval is not None:
             ref_eval, _ = self._tf("reference", self.eval.inputs, 0, tag="reference:eval")
             self.eval_reference = task_metric(ref_eval[spec.output_names[0]], self.eval.labels)
@@ -338,6 +352,7 @@ class _Run:
                 eval_info=None if self.eval is None else {"source": self.eval_source, "description": self.eval.description,
                                                           "metric": self.eval_reference[0], "model": self.eval_reference[1],
                                                           "max_accuracy_drop": self.opts.max_accuracy_drop},
+                feeds=feeds, reference=reference, golden_reference=self.golden_reference,
             )
             from edgekit.report.manifest import write_manifest
 
@@ -435,6 +450,8 @@ class _Run:
         else:
             row.latency = res["latency"]
             row.comparison = compare(reference, res["outputs"], row.tolerances)
+            if self.golden is not None:
+                row.golden = compare(self.golden, res["outputs"], row.tolerances)
             row.status = PASS if row.comparison else MISMATCH
             if not row.comparison:
                 row.stage, row.error = "compare", "; ".join(row.comparison.failures())

@@ -61,6 +61,7 @@ class ArtifactResult:
     notes: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     task: dict[str, Any] | None = None  # metric on --eval-data and its drop from the float model
+    golden: Comparison | None = None  # against stored golden outputs, when the run was given them
 
     @property
     def label(self) -> str:
@@ -83,7 +84,8 @@ class ArtifactResult:
             "error": self.error,
             "notes": self.notes,
             "meta": self.meta,
-            "comparison": self.comparison.to_json() if self.comparison else None,
+            "comparison": self.comparison.to_json() if self.comparison is not None else None,
+            "golden": self.golden.to_json() if self.golden is not None else None,
         }
 
 
@@ -100,6 +102,10 @@ class ConvertResult:
 
     calibration: dict[str, Any] | None = None
     eval_info: dict[str, Any] | None = None
+    # In memory only (not in the manifest): the check inputs and the model's outputs on them.
+    feeds: dict[str, Any] | None = None
+    reference: dict[str, Any] | None = None
+    golden_reference: Comparison | None = None  # the live model against golden outputs
 
     @property
     def exit_code(self) -> int:

@@ -37,6 +37,7 @@ def manifest_dict(result: "ConvertResult") -> dict[str, Any]:
         "calibration": result.calibration,
         "evaluation": result.eval_info,
         "reference_latency": result.reference_latency,
+        "golden_reference": result.golden_reference.to_json() if result.golden_reference is not None else None,
         "tolerance_rule": "pass when max|artifact - reference| <= atol + rtol * max|reference| per output",
         "tools": tool_versions(),
         "platform": {"machine": platform.machine(), "python": platform.python_version(), "system": platform.system()},

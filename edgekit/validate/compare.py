@@ -82,6 +82,19 @@ def default_tolerance(policy: str) -> Tolerance:
     return Tolerance(atol, rtol, f"default:{policy}")
 
 
+# Bins of the error histogram: 0 exactly, then [1e-12, 1e-11), ..., [1e1, 1e2] (clamped).
+HIST_EDGES_LOG10 = tuple(range(-12, 3))
+
+
+def abs_histogram(diff: np.ndarray) -> tuple[int, ...]:
+    zeros = int(np.count_nonzero(diff == 0))
+    nz = diff[diff > 0]
+    lo, hi = HIST_EDGES_LOG10[0], HIST_EDGES_LOG10[-1]
+    logs = np.clip(np.log10(nz), lo, hi - 1e-9) if nz.size else np.empty(0)
+    counts, _ = np.histogram(logs, bins=np.asarray(HIST_EDGES_LOG10, dtype=np.float64))
+    return (zeros, *(int(c) for c in counts))
+
+
 @dataclass(frozen=True)
 class OutputComparison:
     """Statistics for one named output; truthy when it passes."""
@@ -98,6 +111,9 @@ class OutputComparison:
     snr_db: float | None = None
     error: str | None = None
     top1_strict: float | None = None
+    # |candidate - reference| per element, counted in the decades of HIST_EDGES_LOG10
+    # (first bin: exact zeros; values below 1e-12 go to the second bin, above 1e2 to the last)
+    abs_hist: tuple[int, ...] | None = None
 
     def __bool__(self) -> bool:
         return self.passed
@@ -208,7 +224,7 @@ def compare_output(name: str, reference: np.ndarray, candidate: np.ndarray, tol:
     else:
         passed = max_abs <= tol.bound(scale)
     return OutputComparison(name, passed, tol, max_abs, mean_abs, max_rel, scale, cosine, top1, snr,
-                            top1_strict=top1_strict)
+                            top1_strict=top1_strict, abs_hist=abs_histogram(diff))
 
 
 def top1_agreement(ref: np.ndarray, cand: np.ndarray) -> tuple[float, float]:
