@@ -417,6 +417,10 @@ def _register_device_commands() -> None:
     cli.add_command(run)
     cli.add_command(bench)
     cli.add_command(inspect)
+    from edgekit.cli.check import check_cmd, report_group
+
+    cli.add_command(check_cmd)
+    cli.add_command(report_group)
 
 
 _register_device_commands()

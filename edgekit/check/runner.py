@@ -1,0 +1,454 @@
+"""``edgekit check``: every model of a configuration converted and checked, each artifact on
+each device judged against tolerances, budgets, golden outputs and a baseline, the whole
+written as one report.
+
+A *case* is one model x artifact x device. Its status is ``pass``, ``fail`` (a tolerance,
+budget, golden or regression breach: exit code 3), ``error`` (the artifact could not be
+produced or run: exit 1) or ``skipped``. Runs continue past failures.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from edgekit import __version__, errors
+from edgekit.check.config import CheckConfig, ModelCase
+from edgekit.check.golden import read_golden, tool_drift, write_golden
+from edgekit.fsutil import atomic_write_json, sha256_of
+
+REPORT_VERSION = 1
+PASS, FAIL, ERROR, SKIPPED = "pass", "fail", "error", "skipped"
+Say = Callable[[str], None]
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"2/3"`` -> (2, 3): the second of three shards (1-based)."""
+    if not text:
+        return None
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise errors.InputError(f"--shard {text!r}: expected K/N, e.g. 2/3") from None
+    if not (n >= 1 and 1 <= k <= n):
+        raise errors.InputError(f"--shard {text!r}: expected 1 <= K <= N")
+    return k, n
+
+
+def shard_models(names: list[str], shard: tuple[int, int] | None) -> list[str]:
+    """A deterministic slice: models sorted by name, dealt round-robin over the N shards."""
+    if shard is None:
+        return list(names)
+    k, n = shard
+    return [m for i, m in enumerate(sorted(names)) if i % n == k - 1]
+
+
+def _file_digest(spec: str | None) -> str | None:
+    if not spec or spec in ("digits", "random") or spec.startswith("builtin:"):
+        return spec
+    p = Path(spec.rsplit(":", 1)[0] if ".py:" in spec else spec)  # a builder: its module
+    return sha256_of(p) if p.exists() else None
+
+
+def cache_key(case: ModelCase, golden_meta: dict[str, Any] | None, tools: dict[str, str]) -> str:
+    """Changes when anything that decides the artifacts or their numbers changes: the model's
+    bytes (or its builder module), the data files, the conversion settings, the golden set,
+    edgekit's and the tools' versions."""
+    parts = {
+        "edgekit": __version__,
+        "tools": tools,
+        "case": case.conversion_json(),
+        "files": {k: _file_digest(getattr(case, k)) for k in
+                  ("model", "inputs", "calibration", "eval_data", "custom_objects")},
+        "golden": golden_meta.get("arrays") if golden_meta else None,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _ms(lat: dict[str, Any] | None) -> float | None:
+    return None if not lat else lat.get("median_ms")
+
+
+def _agreement(comp: dict[str, Any] | None) -> float | None:
+    """Top-1 agreement for classifier outputs, cosine similarity for the others; the worst output."""
+    if not comp:
+        return None
+    vals = []
+    for o in comp.get("outputs", []):
+        v = o.get("top1_strict") if o.get("top1_strict") is not None else o.get("cosine")
+        if isinstance(v, (int, float)):
+            vals.append(float(v))
+    return min(vals) if vals else None
+
+
+def _snr(comp: dict[str, Any] | None) -> float | None:
+    if not comp:
+        return None
+    vals = []
+    for o in comp.get("outputs", []):
+        v = o.get("snr_db")
+        if isinstance(v, str):
+            v = float(v)
+        if v is not None:
+            vals.append(v)
+    return min(vals) if vals else None
+
+
+def _fmt_size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, div in (("MB", 1e6), ("KB", 1e3)):
+        if n >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{n} B"
+
+
+def judge(model: ModelCase, art: dict[str, Any], device: str, manifest: dict[str, Any],
+          baseline: dict[str, dict[str, Any]] | None, cfg: CheckConfig) -> dict[str, Any]:
+    """One case from one manifest row: status, the kind of breach, and the numbers."""
+    label = art["label"]
+    comp = art.get("comparison")
+    case: dict[str, Any] = {
+        "id": f"{model.name}/{label}@{device}",
+        "model": model.name, "artifact": label, "format": art["format"], "device": device,
+        "runtime": art.get("runtime"), "status": PASS, "kind": None, "messages": [],
+        "size": art.get("size"), "latency_ms": _ms(art.get("latency")), "convert_s": art.get("convert_s"),
+        "max_abs": None, "max_rel": None, "min_snr_db": _snr(comp), "agreement": _agreement(comp),
+        "task_metric": art.get("task_metric"), "path": art.get("path"), "notes": art.get("notes", []),
+        "hist": {o["name"]: o.get("abs_hist") for o in (comp or {}).get("outputs", []) if o.get("abs_hist")},
+        "quantized": art.get("recipe") is not None,
+    }
+    if comp:
+        vals = [o.get("max_abs") for o in comp.get("outputs", []) if isinstance(o.get("max_abs"), (int, float))]
+        case["max_abs"] = max(vals) if vals else None
+        rels = [o.get("max_rel") for o in comp.get("outputs", []) if isinstance(o.get("max_rel"), (int, float))]
+        case["max_rel"] = max(rels) if rels else None
+
+    def breach(kind: str, msg: str) -> None:
+        if case["status"] == PASS:
+            case["status"], case["kind"] = FAIL, kind
+        case["messages"].append(msg)
+
+    st = art["status"]
+    if st == "error":
+        case["status"], case["kind"] = ERROR, {"convert": "conversion", "run": "runtime"}.get(art.get("stage"), art.get("stage") or "error")
+        case["messages"].append(art.get("error") or "failed")
+        return case
+    if st in ("skipped", "rejected"):
+        case["status"] = SKIPPED
+        case["messages"].append(art.get("error") or st)
+        return case
+    if st == "mismatch":
+        breach("budget" if art.get("stage") == "accuracy" else "tolerance", art.get("error") or "outside tolerance")
+    b = model.budgets
+    lim = b.pick(b.max_size, label)
+    if lim is not None and case["size"] is not None and case["size"] > lim:
+        breach("budget", f"size {_fmt_size(case['size'])} ({case['size']} B) > budget {_fmt_size(lim)} ({lim} B)")
+    lim = b.pick(b.max_latency_ms, label)
+    if lim is not None and case["latency_ms"] is not None and case["latency_ms"] > lim:
+        breach("budget", f"latency {case['latency_ms']:.3f} ms (median) > budget {lim:g} ms on {device}")
+    tm = art.get("task_metric")
+    if b.max_accuracy_drop is not None and tm and case["quantized"] and tm.get("drop") is not None \
+            and tm["drop"] > b.max_accuracy_drop and not any("accuracy" in m for m in case["messages"]):
+        breach("budget", f"{tm.get('metric', 'metric')} drop {tm['drop']:.2f} points > budget {b.max_accuracy_drop:g}")
+    if b.min_agreement is not None and case["agreement"] is not None and case["agreement"] < b.min_agreement:
+        breach("budget", f"agreement with the model {case['agreement']:.4f} < budget {b.min_agreement:g}")
+    if b.min_snr_db is not None and case["min_snr_db"] is not None and case["min_snr_db"] < b.min_snr_db:
+        breach("budget", f"SNR {case['min_snr_db']:.1f} dB < budget {b.min_snr_db:g} dB")
+    gold = art.get("golden")
+    if gold is not None and not gold.get("passed"):
+        fails = []
+        for o in gold.get("outputs", []):
+            if not o.get("passed"):
+                fails.append(f"{o['name']}: max|d| {o.get('max_abs')}" if o.get("max_abs") is not None
+                             else f"{o['name']}: {o.get('error')}")
+        why = "; ".join(fails) or gold.get("error") or "differs"
+        ref = manifest.get("golden_reference")
+        if ref is not None and not ref.get("passed"):
+            why += " (the live model itself drifted from the golden outputs: see the reference case)"
+        breach("golden", f"against golden outputs: {why}")
+    if baseline is not None:
+        prev = baseline.get(case["id"])
+        if prev is None:
+            case["notes"] = case["notes"] + ["new: not in the baseline"]
+        else:
+            ps, pl = prev.get("size"), prev.get("latency_ms")
+            if ps and case["size"] is not None and case["size"] > ps * (1 + cfg.max_size_increase):
+                breach("regression", f"size {case['size']} B vs baseline {ps} B (+{case['size'] / ps - 1:.1%}, "
+                                     f"limit +{cfg.max_size_increase:.0%})")
+            if pl and case["latency_ms"] is not None and case["latency_ms"] > pl * (1 + cfg.max_latency_increase):
+                breach("regression", f"latency {case['latency_ms']:.3f} ms vs baseline {pl:.3f} ms "
+                                     f"(+{case['latency_ms'] / pl - 1:.0%}, limit +{cfg.max_latency_increase:.0%})")
+            case["baseline"] = {"size": ps, "latency_ms": pl}
+    return case
+
+
+def _reference_case(model: ModelCase, manifest: dict[str, Any], golden_meta: dict[str, Any],
+                    tools: dict[str, str]) -> dict[str, Any]:
+    """The live model against its golden outputs: drift of the model or of TensorFlow/Keras."""
+    ref = manifest.get("golden_reference") or {}
+    drift = tool_drift(golden_meta.get("tools", {}), tools)
+    case = {"id": f"{model.name}/reference@golden", "model": model.name, "artifact": "reference",
+            "format": "keras", "device": "golden", "runtime": "tensorflow", "status": PASS, "kind": None,
+            "messages": [], "notes": [f"golden set of {golden_meta.get('created', '?')}"] + (
+                [f"tools changed since: {', '.join(drift)}"] if drift else []),
+            "max_abs": max((o.get("max_abs") or 0.0 for o in ref.get("outputs", [])), default=None),
+            "hist": {o["name"]: o.get("abs_hist") for o in ref.get("outputs", []) if o.get("abs_hist")},
+            "drift": drift}
+    if not ref.get("passed", False):
+        case["status"], case["kind"] = FAIL, "golden"
+        fails = [f"{o['name']}: max|d| {o.get('max_abs')}" for o in ref.get("outputs", []) if not o.get("passed")]
+        case["messages"].append("the model no longer computes its golden outputs: " + ("; ".join(fails) or ref.get("error") or "")
+                                + (f" (tools changed: {', '.join(drift)})" if drift else " (no tool version changed: the model did)"))
+    return case
+
+
+class CheckRun:
+    """Runs the models of one configuration (or one shard of it) with one pair of workers."""
+
+    def __init__(self, cfg: CheckConfig, out: Path | None = None, update_golden: bool = False,
+                 baseline: str | None = None, shard: tuple[int, int] | None = None, use_cache: bool = True,
+                 only: list[str] | None = None, say: Say | None = None, pool: Any = None) -> None:
+        self.cfg, self.out = cfg, Path(out) if out else cfg.out
+        self.update_golden, self.shard, self.use_cache = update_golden, shard, use_cache
+        self.say = say or (lambda _m: None)
+        self._pool = pool
+        self._own_pool = pool is None
+        self.baseline = load_baseline(baseline) if baseline else None
+        names = [m.name for m in cfg.models]
+        if only:
+            unknown = [n for n in only if n not in names]
+            if unknown:
+                raise errors.InputError(f"--only {', '.join(unknown)}: no such model in {cfg.path.name}; it has: {', '.join(names)}")
+            names = [n for n in names if n in only]
+        self.selected = shard_models(names, shard)
+
+    @property
+    def pool(self) -> Any:
+        if self._pool is None:
+            from edgekit.worker import WorkerPool
+
+            self._pool = WorkerPool()
+        return self._pool
+
+    def run(self) -> dict[str, Any]:
+        from edgekit.report.manifest import tool_versions
+
+        t0 = time.perf_counter()
+        tools = tool_versions()
+        models_out, cases = [], []
+        try:
+            by_name = {m.name: m for m in self.cfg.models}
+            for i, name in enumerate(self.selected, 1):
+                self.say(f"[model {i}/{len(self.selected)}] {name}")
+                info, mcases = self._one(by_name[name], tools)
+                models_out.append(info)
+                cases.extend(mcases)
+        finally:
+            if self._own_pool and self._pool is not None:
+                self._pool.close()
+        report = {
+            "report_version": REPORT_VERSION,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "config": str(self.cfg.path),
+            "config_fingerprint": self.cfg.fingerprint(),
+            "all_models": sorted(m.name for m in self.cfg.models),
+            "shard": list(self.shard) if self.shard else None,
+            "models": models_out,
+            "cases": cases,
+            "tools": tools,
+            "baseline": self.baseline is not None,
+            "elapsed_s": round(time.perf_counter() - t0, 3),
+        }
+        finish(report)
+        return report
+
+    def _one(self, m: ModelCase, tools: dict[str, str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        from edgekit.pipeline import convert
+
+        t0 = time.perf_counter()
+        mout = self.out / "models" / m.name
+        cache_file = self.out / ".cache" / f"{m.name}.json"
+        info: dict[str, Any] = {"name": m.name, "source": m.model, "out": os.path.relpath(mout, self.out),
+                                "cached": False, "convert_elapsed_s": 0.0, "golden": None, "error": None}
+        try:
+            golden = None if self.update_golden else read_golden(self.cfg.golden_dir, m.name)
+        except errors.EdgekitError as exc:
+            return self._model_error(m, info, exc, t0)
+        key = cache_key(m, golden.meta if golden else None, tools)
+        info["key"] = key
+        manifest = self._cached(cache_file, key, mout) if (self.use_cache and not self.update_golden) else None
+        if manifest is not None:
+            info["cached"] = True
+            self.say(f"  unchanged since the last run (cache key {key[:12]}): not reconverted")
+        else:
+            kw: dict[str, Any] = {}
+            if golden is not None:
+                kw = {"input_arrays": golden.inputs, "input_label": f"golden inputs ({golden.path.name})",
+                      "golden_outputs": golden.outputs}
+                info["golden"] = {"path": str(golden.path), "created": golden.meta.get("created"),
+                                  "tools": golden.tools}
+            elif m.inputs:
+                kw = {"inputs": m.inputs}
+            t_conv = time.perf_counter()
+            try:
+                result = convert(
+                    m.model, mout, formats=m.formats, batch_size=m.batch_size, seed=m.seed,
+                    shapes={k: tuple(v) for k, v in m.shapes.items()}, opset=m.opset, atol=m.atol, rtol=m.rtol,
+                    unsafe=m.unsafe, custom_objects=m.custom_objects, timeout=m.timeout, repeats=m.repeats,
+                    target_runtime=m.target_runtime, quantize=",".join(m.quantize) or None,
+                    onnx_quantize=",".join(m.onnx_quantize) or None, io_dtype=m.io_dtype,
+                    calibration=m.calibration, calibration_samples=m.calibration_samples,
+                    calibration_method=m.calibration_method, eval_data=m.eval_data,
+                    max_accuracy_drop=m.budgets.max_accuracy_drop,
+                    progress=lambda msg: self.say("  " + msg), pool=self.pool, **kw,
+                )
+            except errors.EdgekitError as exc:
+                return self._model_error(m, info, exc, t0)
+            info["convert_elapsed_s"] = round(time.perf_counter() - t_conv, 3)
+            manifest = json.loads((mout / "manifest.json").read_text())
+            if self.update_golden:
+                path = write_golden(self.cfg.golden_dir, m.name, result.source.display, result.feeds,
+                                    result.reference, result.feeds_info, tools)
+                self.say(f"  golden outputs written to {path}")
+                info["golden"] = {"path": str(path), "updated": True, "tools": tools}
+                golden = read_golden(self.cfg.golden_dir, m.name)
+                key = cache_key(m, golden.meta if golden else None, tools)
+                info["key"] = key
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(cache_file, {"key": key, "manifest_sha256": sha256_of(mout / "manifest.json"),
+                                           "golden": info["golden"]})
+        if info["cached"]:
+            try:
+                info["golden"] = json.loads(cache_file.read_text()).get("golden")
+            except (OSError, json.JSONDecodeError):
+                pass
+        cases = []
+        if golden is not None and manifest.get("golden_reference") is not None:
+            cases.append(_reference_case(m, manifest, golden.meta, tools))
+        for art in manifest["artifacts"]:
+            for dev in m.devices:
+                cases.append(judge(m, art, dev, manifest, self.baseline, self.cfg))
+        info["elapsed_s"] = round(time.perf_counter() - t0, 3)
+        info["manifest"] = os.path.relpath(mout / "manifest.json", self.out)
+        info["reference_latency_ms"] = _ms(manifest.get("reference_latency"))
+        info["evaluation"] = manifest.get("evaluation")
+        for c in cases:
+            c["cached"] = info["cached"]
+            c["time_s"] = round(info["elapsed_s"] / max(1, len(cases)), 3)
+        counts = {s: sum(c["status"] == s for c in cases) for s in (PASS, FAIL, ERROR, SKIPPED)}
+        self.say("  " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+        return info, cases
+
+    def _cached(self, cache_file: Path, key: str, mout: Path) -> dict[str, Any] | None:
+        """The previous manifest when the key matches and every artifact is intact."""
+        from edgekit.verify import verify
+
+        try:
+            c = json.loads(cache_file.read_text())
+            if c.get("key") != key or sha256_of(mout / "manifest.json") != c.get("manifest_sha256"):
+                return None
+            if not verify(str(mout))["ok"]:
+                return None
+            return json.loads((mout / "manifest.json").read_text())
+        except (OSError, ValueError, errors.EdgekitError):
+            return None
+
+    def _model_error(self, m: ModelCase, info: dict[str, Any], exc: errors.EdgekitError,
+                     t0: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """A model that could not be loaded or run at all: one error case, the run goes on."""
+        msg = " ".join(str(exc).split())
+        self.say(f"  error: {msg}")
+        info["error"] = msg
+        info["elapsed_s"] = round(time.perf_counter() - t0, 3)
+        code = exc.exit_code
+        return info, [{"id": f"{m.name}/model@{m.devices[0]}", "model": m.name, "artifact": "model",
+                       "format": None, "device": m.devices[0], "status": ERROR,
+                       "kind": "input" if code == errors.EXIT_USAGE else "conversion",
+                       "messages": [msg], "notes": [], "hist": {}, "cached": False, "time_s": info["elapsed_s"],
+                       "exit_code": code}]
+
+
+def case_exit(c: dict[str, Any]) -> int:
+    if c["status"] == ERROR:
+        return c.get("exit_code", errors.EXIT_FAILED)
+    if c["status"] == FAIL:
+        return errors.EXIT_TOLERANCE
+    return errors.EXIT_OK
+
+
+def finish(report: dict[str, Any]) -> None:
+    """Totals and the exit code: 2 if a model's input was unusable, else 1 if anything failed to
+    convert or run, else 3 if any tolerance, budget, golden or regression check failed, else 0."""
+    cases = report["cases"]
+    report["totals"] = {s: sum(c["status"] == s for c in cases) for s in (PASS, FAIL, ERROR, SKIPPED)}
+    report["totals"]["cases"] = len(cases)
+    codes = {case_exit(c) for c in cases}
+    for code in (errors.EXIT_USAGE, errors.EXIT_FAILED, errors.EXIT_TOLERANCE):
+        if code in codes:
+            report["exit_code"] = code
+            break
+    else:
+        report["exit_code"] = errors.EXIT_OK
+    missing = report.get("missing_models")
+    if missing:
+        report["exit_code"] = errors.EXIT_FAILED if report["exit_code"] in (0, 3) else report["exit_code"]
+
+
+def load_baseline(path: str) -> dict[str, dict[str, Any]]:
+    try:
+        data = json.loads(Path(path).read_text())
+        return {c["id"]: c for c in data["cases"]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise errors.InputError(f"--baseline {path}: not an edgekit check report.json ({exc})") from None
+
+
+def merge_reports(paths: list[str]) -> dict[str, Any]:
+    """Join the JSON reports of the shards of one run into one report and one exit code.
+    Shards of different configurations, or the same shard twice, are refused; models no shard
+    covered make the merged run fail."""
+    reports = []
+    for p in paths:
+        try:
+            r = json.loads(Path(p).read_text())
+            if r.get("report_version") != REPORT_VERSION:
+                raise ValueError(f"report_version {r.get('report_version')!r}")
+            reports.append(r)
+        except (OSError, ValueError) as exc:
+            raise errors.InputError(f"{p}: not an edgekit check report.json ({exc})") from None
+    if not reports:
+        raise errors.InputError("nothing to merge: pass the report.json of each shard")
+    fps = {r["config_fingerprint"] for r in reports}
+    if len(fps) > 1:
+        raise errors.InputError("these reports come from different configurations (their model lists differ)")
+    seen: dict[str, str] = {}
+    models, cases = [], []
+    for p, r in zip(paths, reports):
+        for mi in r["models"]:
+            if mi["name"] in seen:
+                raise errors.InputError(f"model {mi['name']} is in both {seen[mi['name']]} and {p}: the same shard twice?")
+            seen[mi["name"]] = p
+            models.append(mi)
+        cases.extend(r["cases"])
+    all_models = reports[0]["all_models"]
+    missing = sorted(set(all_models) - set(seen))
+    order = {n: i for i, n in enumerate(all_models)}
+    models.sort(key=lambda mi: order.get(mi["name"], 0))
+    cases.sort(key=lambda c: order.get(c["model"], 0))
+    merged = {
+        **{k: reports[0][k] for k in ("report_version", "config", "config_fingerprint", "all_models", "tools")},
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "shard": None,
+        "merged_from": [{"path": p, "shard": r.get("shard")} for p, r in zip(paths, reports)],
+        "missing_models": missing,
+        "models": models,
+        "cases": cases,
+        "baseline": any(r.get("baseline") for r in reports),
+        "elapsed_s": round(sum(r.get("elapsed_s", 0.0) for r in reports), 3),
+    }
+    finish(merged)
+    return merged

@@ -1,0 +1,96 @@
+"""``edgekit check`` (conversion checks for CI) and ``edgekit report merge`` (joins shards)."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+_T0 = time.perf_counter()
+
+
+def _say(quiet: bool):  # type: ignore[no-untyped-def]
+    def say(msg: str) -> None:
+        if not quiet:
+            click.echo(f"  {time.perf_counter() - _T0:6.1f}s  {msg}", err=True)
+    return say
+
+
+def _report_options(cmd: click.Command) -> click.Command:
+    for opt in reversed([
+        click.option("--json", "json_path", default=None, metavar="FILE", help="JSON report (default: OUT/report.json)."),
+        click.option("--junit", default=None, metavar="FILE", help="JUnit XML (default: OUT/junit.xml)."),
+        click.option("--markdown", "md", default=None, metavar="FILE",
+                     help="Markdown summary (default: OUT/summary.md; also appended to $GITHUB_STEP_SUMMARY)."),
+        click.option("--html", "html_path", default=None, metavar="FILE",
+                     help="Self-contained HTML report with plots (default: OUT/report.html)."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress lines."),
+    ]):
+        cmd = opt(cmd)
+    return cmd
+
+
+@click.command("check")
+@click.argument("config", required=False, metavar="[CONFIG]")
+@click.option("--out", "-o", "out_dir", default=None, metavar="DIR",
+              help="Where artifacts and reports go (default: [check] out in the config, else edgekit-check/).")
+@click.option("--update-golden", is_flag=True,
+              help="Store each model's check inputs and outputs as its golden set (golden_dir in the config).")
+@click.option("--baseline", default=None, metavar="REPORT.json",
+              help="A previous report.json: fail on size or latency regressions beyond [check.regression].")
+@click.option("--shard", default=None, metavar="K/N", help="Run only the K-th of N deterministic slices of the models.")
+@click.option("--no-cache", is_flag=True, help="Reconvert every model even if nothing changed.")
+@click.option("--only", default=None, metavar="NAMES", help="Comma-separated model names to run.")
+@_report_options
+def check_cmd(config: str | None, out_dir: str | None, update_golden: bool, baseline: str | None, shard: str | None,
+              no_cache: bool, only: str | None, json_path: str | None, junit: str | None, md: str | None,
+              html_path: str | None, quiet: bool) -> None:
+    """Run every model of CONFIG (edgekit.toml, or pyproject.toml with [tool.edgekit];
+    default: found from the current directory up) and judge every artifact on every
+    device against tolerances, budgets, golden outputs and a baseline.
+
+    \b
+    Exit codes: 0 every case passed, 1 a conversion or runtime failed,
+                2 a bad configuration or unusable input, 3 a tolerance, budget,
+                golden or regression check failed.
+    """
+    from edgekit.check.config import load_config
+    from edgekit.check.reports import console_table, write_reports
+    from edgekit.check.runner import CheckRun, parse_shard
+
+    cfg = load_config(config)
+    run = CheckRun(cfg, out=Path(out_dir) if out_dir else None, update_golden=update_golden, baseline=baseline,
+                   shard=parse_shard(shard), use_cache=not no_cache,
+                   only=[s.strip() for s in only.split(",") if s.strip()] if only else None, say=_say(quiet))
+    say = _say(quiet)
+    say(f"{cfg.path}: {len(run.selected)} of {len(cfg.models)} models" + (f" (shard {shard})" if shard else ""))
+    report = run.run()
+    paths = write_reports(report, run.out, json_path, junit, md, html_path)
+    click.echo(console_table(report))
+    click.echo("reports: " + ", ".join(str(p) for p in paths.values()))
+    sys.exit(report["exit_code"])
+
+
+@click.group("report")
+def report_group() -> None:
+    """Work with edgekit check reports."""
+
+
+@report_group.command("merge")
+@click.argument("reports", nargs=-1, required=True, metavar="REPORT.json...")
+@click.option("--out", "-o", "out_dir", default="edgekit-check-merged", show_default=True, metavar="DIR",
+              help="Where the merged reports go.")
+@_report_options
+def merge_cmd(reports: tuple[str, ...], out_dir: str, json_path: str | None, junit: str | None, md: str | None,
+              html_path: str | None, quiet: bool) -> None:
+    """Join the report.json of each shard of one `edgekit check --shard K/N` run into one
+    report and one exit code (models no shard covered make it fail)."""
+    from edgekit.check.reports import console_table, write_reports
+    from edgekit.check.runner import merge_reports
+
+    merged = merge_reports(list(reports))
+    paths = write_reports(merged, Path(out_dir), json_path, junit, md, html_path)
+    click.echo(console_table(merged))
+    click.echo("reports: " + ", ".join(str(p) for p in paths.values()))
+    sys.exit(merged["exit_code"])
