@@ -316,19 +316,20 @@ class CheckRun:
                                     result.reference, result.feeds_info, tools)
                 self.say(f"  golden outputs written to {path}")
                 info["golden"] = {"path": str(path), "updated": True, "tools": tools}
-                golden = read_golden(self.cfg.golden_dir, m.name)
-                key = cache_key(m, golden.meta if golden else None, tools)
-                info["key"] = key
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(cache_file, {"key": key, "manifest_sha256": sha256_of(mout / "manifest.json"),
-                                           "golden": info["golden"]})
+                # This run was not compared against the new golden set: the next one must
+                # convert again (and compare), so nothing is cached.
+                cache_file.unlink(missing_ok=True)
+            else:
+                cache_file.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_json(cache_file, {"key": key, "manifest_sha256": sha256_of(mout / "manifest.json"),
+                                               "golden": info["golden"]})
         if info["cached"]:
             try:
                 info["golden"] = json.loads(cache_file.read_text()).get("golden")
             except (OSError, json.JSONDecodeError):
                 pass
         cases = []
-        if golden is not None and manifest.get("golden_reference") is not None:
+        if golden is not None and not self.update_golden and manifest.get("golden_reference") is not None:
             cases.append(_reference_case(m, manifest, golden.meta, tools))
         for art in manifest["artifacts"]:
             for dev in m.devices:

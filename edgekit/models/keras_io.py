@@ -26,6 +26,9 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300]
 
 
+BUILD_SEED = 0
+
+
 def load(source: Mapping[str, Any]) -> Any:
     """Load the model a ``ModelSource`` (as dict) names; errors become ``InputError``."""
     import keras
@@ -35,6 +38,10 @@ def load(source: Mapping[str, Any]) -> Any:
     if source.get("custom_objects"):
         module = _import_file(source["custom_objects"], "custom objects module")
         custom = dict(getattr(module, "CUSTOM_OBJECTS", {}) or {})
+    if kind in ("builtin", "builder"):
+        # Code-built models start from random weights: the same seed in every process makes
+        # them the same model from run to run (golden outputs and caches rely on it).
+        keras.utils.set_random_seed(BUILD_SEED)
     if kind == "builtin":
         from edgekit.models.zoo import BUILDERS
 

@@ -219,10 +219,11 @@ def compare_output(name: str, reference: np.ndarray, candidate: np.ndarray, tol:
     noise = float(np.sum((b - a) ** 2))
     signal = float(np.sum(a ** 2))
     snr = float("inf") if noise == 0 else (10 * np.log10(signal / noise) if signal > 0 else float("-inf"))
-    if tol.quality:
-        passed = snr >= tol.min_snr_db and (top1 is None or tol.min_top1 is None or top1 >= tol.min_top1)
+    snr = float(snr)
+    if tol.quality:  # plain bools and floats: the comparison goes into JSON as it is
+        passed = bool(snr >= tol.min_snr_db and (top1 is None or tol.min_top1 is None or top1 >= tol.min_top1))
     else:
-        passed = max_abs <= tol.bound(scale)
+        passed = bool(max_abs <= tol.bound(scale))
     return OutputComparison(name, passed, tol, max_abs, mean_abs, max_rel, scale, cosine, top1, snr,
                             top1_strict=top1_strict, abs_hist=abs_histogram(diff))
 
