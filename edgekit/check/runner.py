@@ -54,12 +54,35 @@ def _file_digest(spec: str | None) -> str | None:
     return sha256_of(p) if p.exists() else None
 
 
+_CODE_DIGEST: str | None = None
+
+
+def code_digest() -> str:
+    """sha256 of edgekit's own Python sources: an edited (editable) install invalidates caches
+    even when its version number did not change."""
+    global _CODE_DIGEST
+    if _CODE_DIGEST is None:
+        import edgekit
+        import edgekit.converters
+        import edgekit.quantize
+
+        h = hashlib.sha256()
+        for pkg in (edgekit, edgekit.converters, edgekit.quantize):
+            root = Path(pkg.__file__).parent
+            for f in sorted(root.rglob("*.py")):
+                h.update(str(f.relative_to(root)).encode())
+                h.update(f.read_bytes())
+        _CODE_DIGEST = h.hexdigest()
+    return _CODE_DIGEST
+
+
 def cache_key(case: ModelCase, golden_meta: dict[str, Any] | None, tools: dict[str, str]) -> str:
     """Changes when anything that decides the artifacts or their numbers changes: the model's
     bytes (or its builder module), the data files, the conversion settings, the golden set,
     edgekit's and the tools' versions."""
     parts = {
         "edgekit": __version__,
+        "edgekit_code": code_digest(),
         "tools": tools,
         "case": case.conversion_json(),
         "files": {k: _file_digest(getattr(case, k)) for k in
@@ -312,8 +335,12 @@ class CheckRun:
             info["convert_elapsed_s"] = round(time.perf_counter() - t_conv, 3)
             manifest = json.loads((mout / "manifest.json").read_text())
             if self.update_golden:
-                path = write_golden(self.cfg.golden_dir, m.name, result.source.display, result.feeds,
-                                    result.reference, result.feeds_info, tools)
+                shown = m.model if m.model.startswith("builtin:") else os.path.relpath(m.model, self.cfg.root)
+                feeds_info = dict(result.feeds_info)
+                if os.path.isabs(str(feeds_info.get("source", ""))):
+                    feeds_info["source"] = os.path.relpath(feeds_info["source"], self.cfg.root)
+                path = write_golden(self.cfg.golden_dir, m.name, shown, result.feeds,
+                                    result.reference, feeds_info, tools)
                 self.say(f"  golden outputs written to {path}")
                 info["golden"] = {"path": str(path), "updated": True, "tools": tools}
                 # This run was not compared against the new golden set: the next one must
