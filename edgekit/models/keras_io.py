@@ -79,8 +79,16 @@ def load(source: Mapping[str, Any]) -> Any:
 
 
 def _import_file(path: str, what: str) -> Any:
-    """Import a user's Python file (code the user explicitly named on the command line)."""
-    name = f"edgekit_user_{abs(hash(path))}"
+    """Import a user's Python file (code the user explicitly named on the command line).
+
+    Keyed by path and content: a long-lived worker imports an edited file afresh."""
+    import hashlib
+
+    try:
+        digest = hashlib.sha256(open(path, "rb").read()).hexdigest()[:16]
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from None
+    name = f"edgekit_user_{abs(hash(path))}_{digest}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
