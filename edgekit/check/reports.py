@@ -12,6 +12,7 @@ import html
 import io
 import os
 import platform
+import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,7 @@ def _svg(fig: Any) -> str:
 
     plt.close(fig)
     text = buf.getvalue()
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.S)  # creator/date block
     return text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE: inline SVG
 
 

@@ -59,9 +59,10 @@ def check_cmd(config: str | None, out_dir: str | None, update_golden: bool, base
     from edgekit.check.reports import console_table, write_reports
     from edgekit.check.runner import CheckRun, parse_shard
 
+    shard_kn = parse_shard(shard)  # option errors before the file's
     cfg = load_config(config)
     run = CheckRun(cfg, out=Path(out_dir) if out_dir else None, update_golden=update_golden, baseline=baseline,
-                   shard=parse_shard(shard), use_cache=not no_cache,
+                   shard=shard_kn, use_cache=not no_cache,
                    only=[s.strip() for s in only.split(",") if s.strip()] if only else None, say=_say(quiet))
     say = _say(quiet)
     say(f"{cfg.path}: {len(run.selected)} of {len(cfg.models)} models" + (f" (shard {shard})" if shard else ""))
