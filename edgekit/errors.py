@@ -53,6 +53,12 @@ class WorkerCrashed(EdgekitError):
     exit_code = EXIT_FAILED
 
 
+class DeviceUnavailable(EdgekitError):
+    """A device cannot run an artifact here: the GPU was not used, the emulator was refused."""
+
+    exit_code = EXIT_FAILED
+
+
 class ToleranceExceeded(EdgekitError):
     """An artifact disagrees with the reference beyond its tolerance."""
 

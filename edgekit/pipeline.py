@@ -178,6 +178,7 @@ def convert(
     eval_data: str | None = None,
     max_accuracy_drop: float | None = None,
     golden_outputs: Mapping[str, np.ndarray] | None = None,
+    devices: str | list[str] | None = None,
     progress: Progress | None = None,
     pool: WorkerPool | None = None,
 ) -> ConvertResult:
@@ -189,7 +190,8 @@ def convert(
     ``calibration`` (.npz/.npy/.csv/image folder/``digits``/``random``). ``eval_data`` (labelled)
     adds the task metric per artifact; ``max_accuracy_drop`` gates quantized ones on it.
     ``golden_outputs`` (stored outputs for ``input_arrays``) adds a second comparison of the
-    live model and of every artifact against them.
+    live model and of every artifact against them. ``devices`` (``"x86-cpu,arm64-cortex-a76"``,
+    ``all-available``) runs every artifact a device supports there too, as more cells.
     Bad input raises an ``EdgekitError`` before anything is written. Conversion and runtime
     failures (crashes included) become rows with status ``error``; ``ConvertResult.exit_code``
     sums them up.
@@ -215,6 +217,9 @@ def convert(
     for f in fmts:
         if f not in FORMATS:
             raise errors.InputError(f"unknown format {f!r}; choose from: {', '.join(FORMATS)}")
+    from edgekit.devices import resolve as resolve_devices
+
+    profiles = resolve_devices(devices)
     out = Path(out_dir)
     check_out_dir(out)
     if inputs:
@@ -234,6 +239,7 @@ def convert(
     pool.start()  # both workers import their libraries while the inputs are checked
     run = _Run(source, build_jobs(fmts, recipes), out, opts, progress or (lambda _m: None), pool)
     run.calibration_source, run.eval_source = calibration, eval_data
+    run.profiles = profiles
     if golden_outputs is not None:
         if input_arrays is None:
             raise errors.InputError("golden outputs need the inputs they were computed from")
@@ -242,6 +248,8 @@ def convert(
     try:
         return run.execute(arrays, label, scratch, t_start)
     finally:
+        if run.device_workers is not None:
+            run.device_workers.close()
         remove_path(scratch)
 
 
@@ -264,6 +272,8 @@ class _Run:
         self.eval_reference: tuple[str, float] | None = None
         self.golden: dict[str, np.ndarray] | None = None
         self.golden_reference: Comparison | None = None
+        self.profiles: list[Any] = []
+        self.device_workers: Any = None
 
     def _tf(self, func: str, *args: Any, tag: str, **kw: Any) -> Any:
         return self.pool.tf.call(f"edgekit.tasks:{func}", self.source.to_json(), *args,
@@ -358,6 +368,8 @@ class _Run:
                                                           "metric": self.eval_reference[0], "model": self.eval_reference[1],
                                                           "max_accuracy_drop": self.opts.max_accuracy_drop},
                 feeds=feeds, reference=reference, golden_reference=self.golden_reference,
+                devices=[{**p.to_json(), **({"self_test": self.device_workers.self_tests.get(p.name)}
+                                            if self.device_workers is not None else {})} for p in self.profiles],
             )
             from edgekit.report.manifest import write_manifest
 
@@ -457,6 +469,8 @@ class _Run:
             row.comparison = compare(reference, res["outputs"], row.tolerances)
             if self.golden is not None:
                 row.golden = compare(self.golden, res["outputs"], row.tolerances)
+            for prof in self.profiles[1:]:
+                row.devices[prof.name] = self._on_device(prof, job, prefix, staged, feeds, reference, res["outputs"], row)
             row.status = PASS if row.comparison else MISMATCH
             if not row.comparison:
                 row.stage, row.error = "compare", "; ".join(row.comparison.failures())
@@ -469,6 +483,49 @@ class _Run:
             self.float_saved_model = str(staged)  # checked: TFLite may convert from it
         self.say(f"{prefix}: {row.status}" + (f" ({row.error})" if row.error else ""))
         return row
+
+    def _on_device(self, prof: Any, job: Job, prefix: str, staged: Path, feeds: dict[str, np.ndarray],
+                   reference: dict[str, np.ndarray], host_out: dict[str, np.ndarray], row: ArtifactResult) -> dict[str, Any]:
+        """One cell: the artifact on another device, against the reference and the host."""
+        from edgekit.devices.executor import DeviceWorkers
+        from edgekit.results import NOT_APPLICABLE, UNAVAILABLE
+
+        cell: dict[str, Any] = {"status": NOT_APPLICABLE, "emulated": prof.emulated, "latency": None,
+                                "comparison": None, "vs_host": None, "error": None}
+        if not prof.runs(job.runtime):
+            cell["error"] = f"{prof.name} does not run {job.runtime}"
+            return cell
+        if self.device_workers is None:
+            self.device_workers = DeviceWorkers(self.profiles[1:], self.pool.rt, self.pool.tf)
+        self.say(f"{prefix}: running on {prof.name}" + (" (emulated)" if prof.emulated else ""))
+        try:
+            res = self.device_workers.run(prof.name, job.runtime, str(staged), feeds, self.opts.repeats, self.opts.timeout)
+        except errors.DeviceUnavailable as exc:
+            cell["status"], cell["error"] = UNAVAILABLE, str(exc)
+            self.say(f"{prefix}: {prof.name} unavailable: {exc}")
+            return cell
+        except errors.WriteFailure:
+            raise
+        except errors.EdgekitError as exc:
+            cell["status"], cell["error"] = ERROR, str(exc).replace(str(staged.parent), str(self.out))
+            self.say(f"{prefix}: {prof.name}: {cell['error']}")
+            return cell
+        tols = {k: (Tolerance(*prof.tolerance[job.policy], f"device:{prof.name}") if job.policy in prof.tolerance else t)
+                for k, t in row.tolerances.items()}
+        comp = compare(reference, res["outputs"], tols)
+        cell["comparison"] = comp.to_json()
+        cell["latency"] = res["latency"]
+        cell["status"] = PASS if comp else MISMATCH
+        if not comp:
+            cell["error"] = "; ".join(comp.failures())
+        diffs = [float(np.max(np.abs(np.asarray(host_out[k], np.float64) - np.asarray(v, np.float64))))
+                 if np.asarray(v).size else 0.0 for k, v in res["outputs"].items() if k in host_out]
+        d = max(diffs) if diffs else None
+        cell["vs_host"] = {"max_abs": d, "bit_exact": d == 0.0}
+        if job.recipe is not None and job.format == "tflite" and d not in (None, 0.0):
+            cell["notes"] = [f"int8 LiteRT is not bit-exact with the host (max|d| {d:.3g})"]
+        self.say(f"{prefix}: {prof.name}: {cell['status']}" + (f" ({cell['error']})" if cell["error"] else ""))
+        return cell
 
     def _judge_task(self, row: ArtifactResult, outputs: np.ndarray) -> None:
         """Record the task metric; with --max-accuracy-drop it decides quantized rows."""

@@ -14,6 +14,7 @@ from edgekit.specs import ModelSpec
 from edgekit.validate import Comparison, Tolerance
 
 PASS, MISMATCH, ERROR, SKIPPED, REJECTED = "pass", "mismatch", "error", "skipped", "rejected"
+UNAVAILABLE, NOT_APPLICABLE = "unavailable", "n/a"  # device cells only
 # Check inputs taken from --eval-data or --calibration data when no --inputs are given.
 CHECK_SAMPLES = 64
 
@@ -62,6 +63,7 @@ class ArtifactResult:
     meta: dict[str, Any] = field(default_factory=dict)
     task: dict[str, Any] | None = None  # metric on --eval-data and its drop from the float model
     golden: Comparison | None = None  # against stored golden outputs, when the run was given them
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)  # cells on devices other than the host
 
     @property
     def label(self) -> str:
@@ -86,6 +88,7 @@ class ArtifactResult:
             "meta": self.meta,
             "comparison": self.comparison.to_json() if self.comparison is not None else None,
             "golden": self.golden.to_json() if self.golden is not None else None,
+            "devices": self.devices,
         }
 
 
@@ -102,6 +105,7 @@ class ConvertResult:
 
     calibration: dict[str, Any] | None = None
     eval_info: dict[str, Any] | None = None
+    devices: list[dict[str, Any]] = field(default_factory=list)  # the profiles of the run, host first
     # In memory only (not in the manifest): the check inputs and the model's outputs on them.
     feeds: dict[str, Any] | None = None
     reference: dict[str, Any] | None = None
@@ -111,9 +115,10 @@ class ConvertResult:
     def exit_code(self) -> int:
         """1 if anything failed to convert or run, else 3 if any tolerance was exceeded
         (or ``--quantize auto`` found no mode that passes), else 0."""
-        if any(r.status == ERROR for r in self.rows):
+        cells = [c for r in self.rows for c in r.devices.values()]
+        if any(r.status == ERROR for r in self.rows) or any(c["status"] in (ERROR, UNAVAILABLE) for c in cells):
             return errors.EXIT_FAILED
-        if any(r.status == MISMATCH for r in self.rows):
+        if any(r.status == MISMATCH for r in self.rows) or any(c["status"] == MISMATCH for c in cells):
             return errors.EXIT_TOLERANCE
         rejected = [r for r in self.rows if r.status == REJECTED]
         if rejected and not any(r.recipe is not None and r.status == PASS for r in self.rows):

@@ -67,9 +67,15 @@ def _signal_name(returncode: int) -> str:
 class Worker:
     """One child Python process serving calls until closed."""
 
-    def __init__(self, name: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, env: dict[str, str] | None = None, python: list[str] | None = None,
+                 clean_env: bool = False) -> None:
+        """``python``: the interpreter command (default: this one), e.g. an emulator running
+        another architecture's Python. ``clean_env``: start from an empty environment (plus
+        ``env``) instead of this process's, so that nothing of the host's Python leaks in."""
         self.name = name
         self._env = dict(env or {})
+        self._python = list(python) if python else [sys.executable]
+        self._clean_env = clean_env
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._log: Any = None
@@ -85,12 +91,12 @@ class Worker:
             return
         self._cleanup()
         parent_sock, child_sock = socket.socketpair()
-        env = dict(os.environ)
+        env = {} if self._clean_env else dict(os.environ)
         env.update(_QUIET_ENV)
         env.update(self._env)
         self._log = tempfile.TemporaryFile(prefix=f"edgekit-{self.name}-", suffix=".log")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "edgekit.worker", str(child_sock.fileno())],
+            [*self._python, "-m", "edgekit.worker", str(child_sock.fileno())],
             pass_fds=(child_sock.fileno(),),
             stdin=subprocess.DEVNULL,
             stdout=self._log,

@@ -40,6 +40,7 @@ def manifest_dict(result: "ConvertResult") -> dict[str, Any]:
         "golden_reference": result.golden_reference.to_json() if result.golden_reference is not None else None,
         "tolerance_rule": "pass when max|artifact - reference| <= atol + rtol * max|reference| per output",
         "tools": tool_versions(),
+        "devices": result.devices,
         "platform": {"machine": platform.machine(), "python": platform.python_version(), "system": platform.system()},
         "elapsed_s": result.elapsed_s,
         "exit_code": result.exit_code,

@@ -72,6 +72,9 @@ def render(result: "ConvertResult") -> str:
         for n in r.notes:
             notes.append(f"  {r.label}: {n}")
     out = "\n".join(lines)
+    dev = render_devices(result)
+    if dev:
+        out += "\n\n" + dev
     if notes:
         out += "\n\n" + "\n".join(notes)
     n_in = result.feeds_info
@@ -88,3 +91,57 @@ def render(result: "ConvertResult") -> str:
         out += f"\nevaluation: {e['description']}; the Keras model scores {e['metric']} {e['model']:.2f}"
     out += f"\nartifacts and manifest.json in {result.out_dir}"
     return out
+
+
+def _cell(c: dict, host_ms: float | None) -> str:
+    st = {"pass": "PASS", "mismatch": "FAIL", "error": "ERROR", "unavailable": "UNAVAILABLE", "n/a": "n/a"}[c["status"]]
+    if c["status"] in ("n/a", "unavailable", "error"):
+        return st
+    parts = [st]
+    lat = (c.get("latency") or {}).get("median_ms")
+    if lat is not None:
+        parts.append(f"{lat:.2f} ms" + (" emu" if c.get("emulated") else ""))
+    comp = c.get("comparison") or {}
+    m = max((o.get("max_abs") or 0.0 for o in comp.get("outputs", [])), default=None)
+    if m is not None:
+        parts.append(f"d={m:.2g}")
+    vs = c.get("vs_host") or {}
+    if vs.get("bit_exact"):
+        parts.append("= host")
+    elif vs.get("max_abs") is not None:
+        parts.append(f"host~{vs['max_abs']:.1g}")
+    return " ".join(parts)
+
+
+def render_devices(result: "ConvertResult") -> str:
+    """Per-device cells: status, median latency (emulated ones marked: not comparable with
+    native), max|d| against the model, and agreement with the host (``= host``: bit-exact)."""
+    names = [d["name"] for d in result.devices[1:]]
+    if not names:
+        return ""
+    host = result.devices[0]["name"]
+    head = ["artifact", host, *[n + (" (emulated)" if d.get("emulated") else "") for n, d in zip(names, result.devices[1:])]]
+    rows = []
+    for r in result.rows:
+        if r.status == "skipped":
+            continue
+        lat = (r.latency or {}).get("median_ms")
+        hostcell = {"pass": "PASS", "mismatch": "FAIL", "error": "ERROR", "rejected": "REJECTED"}.get(r.status, r.status)
+        if lat is not None:
+            hostcell += f" {lat:.2f} ms"
+        rows.append([r.filename or r.format, hostcell, *[_cell(r.devices[n], lat) if n in r.devices else "-" for n in names]])
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
+    lines = ["devices: " + ", ".join(f"{d['name']} ({d['kind']}{', ' + d['qemu_cpu'] if d.get('qemu_cpu') else ''})"
+                                     for d in result.devices)]
+    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    for r in result.rows:
+        for n, c in r.devices.items():
+            if c.get("error") and c["status"] != "n/a":
+                lines.append(f"  {r.label} on {n}: {c['error']}")
+            for note in c.get("notes", []):
+                lines.append(f"  {r.label} on {n}: {note}")
+    lines.append("d = max|device - model|; '= host': bit-exact with the host's output; emulated latencies are not comparable with native ones")
+    return "\n".join(lines)
