@@ -21,8 +21,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from edgekit.check.config import KNOWN_DEVICES
-
 _POOL: Any = None
 
 
@@ -56,17 +54,21 @@ def assert_converts(model: Any, formats: str | Iterable[str] | None = None, devi
     from edgekit.pipeline import convert
     from edgekit.report.matrix import render
 
-    devs = [devices] if isinstance(devices, str) else list(devices or ["x86-cpu"])
-    unknown = [d for d in devs if d not in KNOWN_DEVICES]
+    from edgekit.devices import load_profiles
+
+    devs = [d.strip() for d in devices.split(",")] if isinstance(devices, str) else list(devices or ["x86-cpu"])
+    known = load_profiles()
+    unknown = [d for d in devs if d not in known and d != "all-available"]
     if unknown:
-        raise ValueError(f"assert_converts: unknown device(s) {unknown}; this edgekit runs on: {', '.join(KNOWN_DEVICES)}")
+        raise ValueError(f"assert_converts: unknown device(s) {unknown}; known: {', '.join(known)}")
     fmts = formats if (formats is None or isinstance(formats, str)) else ",".join(formats)
     for key in ("atol", "rtol"):  # a plain number applies to every output
         if isinstance(options.get(key), (int, float)):
             options[key] = {None: float(options[key])}
     with tempfile.TemporaryDirectory(prefix="edgekit-test-") as scratch:
         out = Path(out_dir) if out_dir is not None else Path(scratch) / "out"
-        result = convert(_model_arg(model, scratch), out, formats=fmts, pool=pool or _shared_pool(), **options)
+        result = convert(_model_arg(model, scratch), out, formats=fmts, devices=devs, pool=pool or _shared_pool(),
+                         **options)
     if result.exit_code != 0:
         raise AssertionError("edgekit: the model does not convert cleanly "
                              f"(exit code {result.exit_code}):\n{render(result)}")

@@ -20,7 +20,14 @@ from edgekit import errors
 CONFIG_NAMES = ("edgekit.toml", "pyproject.toml")
 DEFAULT_OUT = "edgekit-check"
 DEFAULT_GOLDEN_DIR = "golden"
-KNOWN_DEVICES = ("x86-cpu",)
+HOST = "x86-cpu"
+
+
+def known_devices() -> list[str]:
+    """Built-in and user device profiles (``EDGEKIT_DEVICE_PROFILES``)."""
+    from edgekit.devices import load_profiles
+
+    return list(load_profiles())
 SPECIAL_DATA = ("digits", "random")
 
 
@@ -372,10 +379,12 @@ def _model_case(v: _Validator, name: str, d: dict[str, Any], own: set[str]) -> M
     for q in oq:
         if q not in ONNX_MODES:
             v.fail(kp("onnx_quantize"), f"unknown ONNX mode {q!r}; choose from: {', '.join(ONNX_MODES)}")
-    devices = v.value(d.get("devices", ["x86-cpu"]), kp("devices"), _list_of(_str))
+    devices = v.value(d.get("devices", [HOST]), kp("devices"), _list_of(_str))
+    known = known_devices()
     for dev in devices:
-        if dev not in KNOWN_DEVICES:
-            v.fail(kp("devices"), f"unknown device {dev!r}; this edgekit runs on: {', '.join(KNOWN_DEVICES)}")
+        if dev not in known:
+            v.fail(kp("devices"), f"unknown device {dev!r}; known: {', '.join(known)} (see 'edgekit devices')")
+    devices = [HOST] + [dev for dev in dict.fromkeys(devices) if dev != HOST]  # the host is always checked
     case = ModelCase(name=name, model=model, formats=formats, devices=devices, quantize=quant, onnx_quantize=oq)
     case.io_dtype = v.value(d.get("io_dtype", "float32"), kp("io_dtype"), _str)
     if case.io_dtype not in ("float32", "int8", "uint8"):

@@ -134,12 +134,16 @@ def judge(model: ModelCase, art: dict[str, Any], device: str, manifest: dict[str
           baseline: dict[str, dict[str, Any]] | None, cfg: CheckConfig) -> dict[str, Any]:
     """One case from one manifest row: status, the kind of breach, and the numbers."""
     label = art["label"]
-    comp = art.get("comparison")
+    host = device == model.devices[0]
+    cell = None if host else (art.get("devices") or {}).get(device)
+    comp = art.get("comparison") if host else (cell or {}).get("comparison")
+    emulated = bool(cell and cell.get("emulated"))
     case: dict[str, Any] = {
         "id": f"{model.name}/{label}@{device}",
         "model": model.name, "artifact": label, "format": art["format"], "device": device,
-        "runtime": art.get("runtime"), "status": PASS, "kind": None, "messages": [],
-        "size": art.get("size"), "latency_ms": _ms(art.get("latency")), "convert_s": art.get("convert_s"),
+        "runtime": art.get("runtime"), "status": PASS, "kind": None, "messages": [], "emulated": emulated,
+        "size": art.get("size"), "latency_ms": _ms(art.get("latency") if host else (cell or {}).get("latency")),
+        "convert_s": art.get("convert_s"),
         "max_abs": None, "max_rel": None, "min_snr_db": _snr(comp), "agreement": _agreement(comp),
         "task_metric": art.get("task_metric"), "path": art.get("path"), "notes": art.get("notes", []),
         "hist": {o["name"]: o.get("abs_hist") for o in (comp or {}).get("outputs", []) if o.get("abs_hist")},
@@ -157,6 +161,21 @@ def judge(model: ModelCase, art: dict[str, Any], device: str, manifest: dict[str
         case["messages"].append(msg)
 
     st = art["status"]
+    if not host and st == "pass":
+        # the artifact itself is good: the device's cell decides this case
+        if cell is None or cell["status"] == "n/a":
+            case["status"] = SKIPPED
+            case["messages"].append((cell or {}).get("error") or f"not run on {device}")
+            return case
+        if cell["status"] in ("error", "unavailable"):
+            case["status"], case["kind"] = ERROR, "device"
+            case["messages"].append(cell.get("error") or cell["status"])
+            return case
+        if cell["status"] == "mismatch":
+            breach("tolerance", f"on {device}: " + (cell.get("error") or "outside tolerance"))
+        vs = cell.get("vs_host") or {}
+        case["vs_host"] = vs
+        case["notes"] = case["notes"] + cell.get("notes", []) + (["bit-exact with the host"] if vs.get("bit_exact") else [])
     if st == "error":
         case["status"], case["kind"] = ERROR, {"convert": "conversion", "run": "runtime"}.get(art.get("stage"), art.get("stage") or "error")
         case["messages"].append(art.get("error") or "failed")
@@ -172,7 +191,9 @@ def judge(model: ModelCase, art: dict[str, Any], device: str, manifest: dict[str
     if lim is not None and case["size"] is not None and case["size"] > lim:
         breach("budget", f"size {_fmt_size(case['size'])} ({case['size']} B) > budget {_fmt_size(lim)} ({lim} B)")
     lim = b.pick(b.max_latency_ms, label)
-    if lim is not None and case["latency_ms"] is not None and case["latency_ms"] > lim:
+    if lim is not None and emulated:
+        case["notes"] = case["notes"] + ["latency budget not applied: emulated latency is not comparable with native"]
+    elif lim is not None and case["latency_ms"] is not None and case["latency_ms"] > lim:
         breach("budget", f"latency {case['latency_ms']:.3f} ms (median) > budget {lim:g} ms on {device}")
     tm = art.get("task_metric")
     if b.max_accuracy_drop is not None and tm and case["quantized"] and tm.get("drop") is not None \
@@ -182,7 +203,7 @@ def judge(model: ModelCase, art: dict[str, Any], device: str, manifest: dict[str
         breach("budget", f"agreement with the model {case['agreement']:.4f} < budget {b.min_agreement:g}")
     if b.min_snr_db is not None and case["min_snr_db"] is not None and case["min_snr_db"] < b.min_snr_db:
         breach("budget", f"SNR {case['min_snr_db']:.1f} dB < budget {b.min_snr_db:g} dB")
-    gold = art.get("golden")
+    gold = art.get("golden") if host else None  # golden outputs are compared on the host
     if gold is not None and not gold.get("passed"):
         fails = []
         for o in gold.get("outputs", []):
@@ -327,7 +348,7 @@ class CheckRun:
                     onnx_quantize=",".join(m.onnx_quantize) or None, io_dtype=m.io_dtype,
                     calibration=m.calibration, calibration_samples=m.calibration_samples,
                     calibration_method=m.calibration_method, eval_data=m.eval_data,
-                    max_accuracy_drop=m.budgets.max_accuracy_drop,
+                    max_accuracy_drop=m.budgets.max_accuracy_drop, devices=m.devices,
                     progress=lambda msg: self.say("  " + msg), pool=self.pool, **kw,
                 )
             except errors.EdgekitError as exc:

@@ -69,10 +69,14 @@ FORMATS_HELP = "saved_model, keras, h5, weights, tflite, onnx"
 @click.option("--target-runtime", default=None, metavar="NAME==VERSION",
               help="Fail the TFLite artifact if any operator version would not run on this runtime "
                    "(e.g. tflite-runtime==2.14; see 'edgekit inspect --runtime').")
+@click.option("--devices", default=None, metavar="LIST",
+              help="Devices to run every artifact on, as columns: x86-cpu (default), arm64-cortex-a53/a72/a76, "
+                   "arm64-neoverse-n1, cuda, or all-available (see 'edgekit devices').")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines; only the matrix.")
 def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: str | None, batch_size: int,
             seed: int, shapes: tuple[str, ...], atol: tuple[str, ...], rtol: tuple[str, ...], unsafe: bool,
-            custom_objects: str | None, timeout: float, target_runtime: str | None, quiet: bool, **quant: Any) -> None:
+            custom_objects: str | None, timeout: float, target_runtime: str | None, devices: str | None, quiet: bool,
+            **quant: Any) -> None:
     """Export MODEL to every format and check each artifact against it.
 
     MODEL is a .keras or .h5 file, a SavedModel directory, path/to/module.py:function
@@ -91,7 +95,7 @@ def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: s
         shapes=parse_shapes(shapes), opset=opset,
         atol=parse_tolerance_overrides(atol, "atol"), rtol=parse_tolerance_overrides(rtol, "rtol"),
         unsafe=unsafe, custom_objects=custom_objects, timeout=timeout, target_runtime=target_runtime,
-        progress=_progress(quiet), **quant,
+        devices=devices, progress=_progress(quiet), **quant,
     )
     click.echo(render(result))
     if explain:
@@ -418,9 +422,11 @@ def _register_device_commands() -> None:
     cli.add_command(bench)
     cli.add_command(inspect)
     from edgekit.cli.check import check_cmd, report_group
+    from edgekit.cli.devices import devices_group
 
     cli.add_command(check_cmd)
     cli.add_command(report_group)
+    cli.add_command(devices_group)
 
 
 _register_device_commands()

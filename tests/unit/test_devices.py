@@ -1,0 +1,100 @@
+"""Device profiles, their resolution and availability, the GPU-use checks (against the real
+ONNX Runtime installed here), and the self-test's judging."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from edgekit import errors
+from edgekit.devices import HOST, availability, load_profiles, resolve
+from edgekit.devices.cuda import CUDA_EP, cuda_status, require_provider, run_onnx_cuda
+from edgekit.devices.selftest import HERE as SELFTEST, judge
+
+
+def test_builtin_profiles():
+    p = load_profiles()
+    assert {"x86-cpu", "arm64-cortex-a53", "arm64-cortex-a72", "arm64-cortex-a76", "arm64-neoverse-n1", "cuda"} <= set(p)
+    assert p["arm64-cortex-a76"].kind == "qemu" and p["arm64-cortex-a76"].qemu_cpu == "cortex-a76"
+    assert p["arm64-neoverse-n1"].runs("litert") and p["arm64-neoverse-n1"].runs("onnxruntime")
+    assert not p["arm64-cortex-a53"].runs("tf-savedmodel")
+    assert p["cuda"].runs("onnxruntime") and p["cuda"].runs("tf-savedmodel") and not p["cuda"].runs("litert")
+    assert p["cuda"].tolerance["float32"] == (2e-4, 2e-4)
+    assert availability(p[HOST]) == (True, "native x86_64")
+
+
+def test_user_profiles_and_their_errors(tmp_path, monkeypatch):
+    (tmp_path / "pi.toml").write_text('name = "my-pi"\nkind = "qemu"\narch = "aarch64"\nqemu_cpu = "cortex-a72"\n'
+                                      'runtimes = ["litert"]\nthreads = 4\n')
+    monkeypatch.setenv("EDGEKIT_DEVICE_PROFILES", str(tmp_path))
+    p = load_profiles()
+    assert p["my-pi"].threads == 4 and p["my-pi"].runs("litert") and not p["my-pi"].runs("onnxruntime")
+    (tmp_path / "bad.toml").write_text('name = "b"\nkind = "qemu"\narch = "aarch64"\nruntimes = ["litert"]\n')
+    with pytest.raises(errors.InputError, match="a qemu profile needs qemu_cpu"):
+        load_profiles()
+    (tmp_path / "bad.toml").write_text('name = "b"\nkind = "host"\narch = "x86_64"\nruntimes = []\ncolour = 1\n')
+    with pytest.raises(errors.InputError, match=r"unknown key\(s\) \['colour'\]"):
+        load_profiles()
+
+
+def test_resolve(tmp_path, monkeypatch):
+    assert [p.name for p in resolve(None)] == [HOST]
+    with pytest.raises(errors.InputError, match="unknown device 'tpu'"):
+        resolve("x86-cpu,tpu")
+    monkeypatch.setenv("EDGEKIT_ARM64_ENV", str(tmp_path))  # not a built environment
+    with pytest.raises(errors.InputError, match="device arm64-cortex-a76 is not available: .*not a complete"):
+        resolve("arm64-cortex-a76")
+    chosen = [p.name for p in resolve("all-available")]
+    assert chosen[0] == HOST and not any(n.startswith("arm64") for n in chosen)
+    # the host always comes first, whatever order is asked for
+    assert [p.name for p in resolve("x86-cpu")] == [HOST]
+
+
+def test_cuda_is_reported_unavailable_without_a_gpu():
+    ok, why = cuda_status()
+    if shutil.which("nvidia-smi") is None:
+        assert not ok and "nvidia-smi" in why
+    else:
+        assert ok or why  # a GPU machine: either usable or a reason
+
+
+def test_provider_check():
+    require_provider([CUDA_EP, "CPUExecutionProvider"])
+    with pytest.raises(errors.DeviceUnavailable, match="would run this on CPUExecutionProvider, not CUDAExecutionProvider"):
+        require_provider(["CPUExecutionProvider"])
+
+
+def test_onnx_runtime_falling_back_to_cpu_is_caught():
+    """The real onnxruntime, asked for CUDA: without a usable GPU it silently takes the CPU;
+    edgekit reports the device unavailable instead of a pass."""
+    import onnxruntime as ort
+
+    with np.load(SELFTEST / "inputs.npz") as z:
+        feeds = {k: z[k] for k in z.files}
+    if CUDA_EP in ort.get_available_providers() and cuda_status()[0]:
+        res = run_onnx_cuda(str(SELFTEST / "float.onnx"), feeds, 1)
+        assert res["providers"][0] == CUDA_EP
+    else:
+        with pytest.raises(errors.DeviceUnavailable, match="the GPU was not used"):
+            run_onnx_cuda(str(SELFTEST / "float.onnx"), feeds, 1)
+
+
+@pytest.fixture(scope="module")
+def host_answers(pool):
+    return pool.rt.call("edgekit.devices.selftest:answers", timeout=120)
+
+
+def test_self_test_judging(host_answers):
+    guest = {**host_answers, "machine": "aarch64"}
+    ok, detail = judge(host_answers, guest)
+    assert ok and "int8.tflite bit-exact" in detail
+    assert judge(host_answers, host_answers)[1].endswith("not emulated")  # the host itself is no ARM device
+    off = {k: (dict(v) if isinstance(v, dict) else v) for k, v in guest.items()}
+    name = next(iter(off["int8.tflite"]))
+    off["int8.tflite"][name] = off["int8.tflite"][name] + np.float32(1 / 256)  # one int8 step
+    ok, detail = judge(host_answers, off)
+    assert not ok and "must be bit-exact" in detail
+    broken = {**guest, "float.onnx": "RuntimeError: illegal instruction"}
+    ok, detail = judge(host_answers, broken)
+    assert not ok and "failed in the emulator" in detail
