@@ -42,10 +42,13 @@ def _report_options(cmd: click.Command) -> click.Command:
 @click.option("--shard", default=None, metavar="K/N", help="Run only the K-th of N deterministic slices of the models.")
 @click.option("--no-cache", is_flag=True, help="Reconvert every model even if nothing changed.")
 @click.option("--only", default=None, metavar="NAMES", help="Comma-separated model names to run.")
+@click.option("--devices", default=None, metavar="LIST",
+              help="Devices for every model instead of the configuration's (e.g. x86-cpu,arm64-cortex-a76, "
+                   "or all-available).")
 @_report_options
 def check_cmd(config: str | None, out_dir: str | None, update_golden: bool, baseline: str | None, shard: str | None,
-              no_cache: bool, only: str | None, json_path: str | None, junit: str | None, md: str | None,
-              html_path: str | None, quiet: bool) -> None:
+              no_cache: bool, only: str | None, devices: str | None, json_path: str | None, junit: str | None,
+              md: str | None, html_path: str | None, quiet: bool) -> None:
     """Run every model of CONFIG (edgekit.toml, or pyproject.toml with [tool.edgekit];
     default: found from the current directory up) and judge every artifact on every
     device against tolerances, budgets, golden outputs and a baseline.
@@ -61,6 +64,12 @@ def check_cmd(config: str | None, out_dir: str | None, update_golden: bool, base
 
     shard_kn = parse_shard(shard)  # option errors before the file's
     cfg = load_config(config)
+    if devices:
+        from edgekit.devices import resolve
+
+        names = [p.name for p in resolve(devices)]
+        for m in cfg.models:
+            m.devices = names
     run = CheckRun(cfg, out=Path(out_dir) if out_dir else None, update_golden=update_golden, baseline=baseline,
                    shard=shard_kn, use_cache=not no_cache,
                    only=[s.strip() for s in only.split(",") if s.strip()] if only else None, say=_say(quiet))
