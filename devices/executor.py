@@ -8,13 +8,14 @@ A worker that crashes or hangs fails that artifact's cell and is restarted for t
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Mapping
 
 import numpy as np
 
 from edgekit import errors
 from edgekit.devices import DeviceUnavailable, Profile
-from edgekit.worker import Worker
+from edgekit.worker import CRASH_ENV, Worker
 
 
 
@@ -35,6 +36,8 @@ class DeviceWorkers:
         if env_dir is None:
             raise DeviceUnavailable(f"{p.name}: {why}")
         env = guest_env(env_dir, p.qemu_cpu or "max", edgekit_guest_path())
+        if os.environ.get(CRASH_ENV):  # fault injection reaches the guest too (tests)
+            env[CRASH_ENV] = os.environ[CRASH_ENV]
         if p.threads:
             env["EDGEKIT_THREADS"] = str(p.threads)
         return Worker(f"{p.name} (emulated)", env, python=guest_command(env_dir, p.emulator), clean_env=True)
@@ -73,19 +76,20 @@ class DeviceWorkers:
         return w
 
     def run(self, name: str, runtime: str, path: str, feeds: Mapping[str, np.ndarray], repeats: int,
-            timeout: float) -> dict[str, Any]:
+            timeout: float, label: str = "") -> dict[str, Any]:
         p = self.profiles[name]
+        tag = f"run:{name}:{label}" if label else f"run:{name}"
         if p.kind == "cuda":
             if runtime == "onnxruntime":
                 return self.worker(name).call("edgekit.devices.cuda:run_onnx_cuda", path, feeds, repeats,
-                                              timeout=timeout, tag=f"run:{name}")
+                                              timeout=timeout, tag=tag)
             if self.host_tf is None:
                 raise DeviceUnavailable("cuda: no TensorFlow worker")
             return self.host_tf.call("edgekit.devices.cuda:run_tf_gpu", runtime, path, feeds, repeats,
-                                     timeout=timeout, tag=f"run:{name}")
+                                     timeout=timeout, tag=tag)
         options = {"threads": p.threads} if (p.threads and runtime == "litert") else {}
         return self.worker(name).call("edgekit.tasks:run_artifact", runtime, path, dict(feeds), repeats, options,
-                                      timeout=timeout, tag=f"run:{name}")
+                                      timeout=timeout, tag=tag)
 
     def close(self) -> None:
         for w in self._workers.values():

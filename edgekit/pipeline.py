@@ -499,7 +499,8 @@ class _Run:
             self.device_workers = DeviceWorkers(self.profiles[1:], self.pool.rt, self.pool.tf)
         self.say(f"{prefix}: running on {prof.name}" + (" (emulated)" if prof.emulated else ""))
         try:
-            res = self.device_workers.run(prof.name, job.runtime, str(staged), feeds, self.opts.repeats, self.opts.timeout)
+            res = self.device_workers.run(prof.name, job.runtime, str(staged), feeds, self.opts.repeats, self.opts.timeout,
+                                          label=job.label)
         except errors.DeviceUnavailable as exc:
             cell["status"], cell["error"] = UNAVAILABLE, str(exc)
             self.say(f"{prefix}: {prof.name} unavailable: {exc}")

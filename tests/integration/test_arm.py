@@ -110,3 +110,13 @@ def test_check_runs_device_cases(tmp_path, pool):
     assert any("emulated latency" in n for n in arm["notes"])
     assert cases["cnn/tflite@x86-cpu"]["status"] == "fail"  # native latency is held to it
     assert cases["cnn/saved_model@arm64-cortex-a72"]["status"] == "skipped"  # no TensorFlow on the board
+
+
+@needs_env
+def test_a_crash_in_the_emulated_worker_fails_one_cell_and_the_worker_restarts(tmp_path, pool, monkeypatch):
+    monkeypatch.setenv("EDGEKIT_INJECT_CRASH", "run:arm64-cortex-a72:tflite")  # a segfault in the guest
+    r = convert("builtin:mlp", tmp_path, formats="tflite,onnx", devices="x86-cpu,arm64-cortex-a72", pool=pool)
+    cells = {row.label: row.devices["arm64-cortex-a72"] for row in r.rows}
+    assert cells["tflite"]["status"] == "error" and "SIGSEGV" in cells["tflite"]["error"]
+    assert cells["onnx"]["status"] == "pass"  # the next artifact ran in a fresh emulated worker
+    assert r.exit_code == errors.EXIT_FAILED

@@ -98,3 +98,21 @@ def test_self_test_judging(host_answers):
     broken = {**guest, "float.onnx": "RuntimeError: illegal instruction"}
     ok, detail = judge(host_answers, broken)
     assert not ok and "failed in the emulator" in detail
+
+
+def test_a_partial_arm_environment_is_not_used(tmp_path, monkeypatch):
+    import json
+
+    from edgekit.devices.arm import ENV_VERSION, find_env, host_versions
+
+    for rel in ("qemu-aarch64", "sysroot/usr/bin/python3.11", "site/numpy", "site/onnxruntime"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    monkeypatch.setenv("EDGEKIT_ARM64_ENV", str(tmp_path))
+    (tmp_path / "env.json").write_text(json.dumps({"env_version": ENV_VERSION, "versions": host_versions()}))
+    assert find_env()[0] is None  # site/ai_edge_litert is missing: an interrupted build
+    (tmp_path / "site" / "ai_edge_litert").mkdir()
+    assert find_env()[0] == tmp_path
+    (tmp_path / "env.json").write_text(json.dumps({"env_version": ENV_VERSION, "versions": {"numpy": "1.0"}}))
+    env, why = find_env()
+    assert env is None and "run 'edgekit devices setup arm64' again" in why  # built for other versions
