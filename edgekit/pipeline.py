@@ -523,8 +523,9 @@ class _Run:
                  if np.asarray(v).size else 0.0 for k, v in res["outputs"].items() if k in host_out]
         d = max(diffs) if diffs else None
         cell["vs_host"] = {"max_abs": d, "bit_exact": d == 0.0}
-        if job.recipe is not None and job.format == "tflite" and d not in (None, 0.0):
-            cell["notes"] = [f"int8 LiteRT is not bit-exact with the host (max|d| {d:.3g})"]
+        if job.recipe is not None and job.recipe.mode in ("int8", "int16x8") and job.format == "tflite" \
+                and d not in (None, 0.0):  # integer-only kernels: the same integers are expected
+            cell["notes"] = [f"{job.recipe.mode} LiteRT is not bit-exact with the host (max|d| {d:.3g})"]
         self.say(f"{prefix}: {prof.name}: {cell['status']}" + (f" ({cell['error']})" if cell["error"] else ""))
         return cell
 

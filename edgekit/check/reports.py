@@ -54,6 +54,10 @@ def _task(c: dict[str, Any]) -> str:
     return s
 
 
+def _dev(c: dict[str, Any]) -> str:
+    return c["device"] + (" (emulated)" if c.get("emulated") else "")
+
+
 def _numbers(c: dict[str, Any]) -> str:
     parts = []
     if c.get("max_abs") is not None:
@@ -147,7 +151,7 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append("|---|---|---|---:|---:|---:|---:|---:|---|---|")
         for c in cases:
             why = "; ".join(c.get("messages", [])).replace("|", "\\|")
-            lines.append(f"| {c['artifact']} | {c['device']} | {_ICON[c['status']]} | {_size(c.get('size'))} | "
+            lines.append(f"| {c['artifact']} | {_dev(c)} | {_ICON[c['status']]} | {_size(c.get('size'))} | "
                          f"{_num(c.get('latency_ms'), '{:.3f}')} | {_num(c.get('max_abs'))} | "
                          f"{_num(c.get('min_snr_db'), '{:.1f}')} | {_num(c.get('agreement'), '{:.4f}')} | "
                          f"{_task(c)} | {why[:300]} |")
@@ -283,7 +287,7 @@ def html_report(report: dict[str, Any]) -> str:
             why = "; ".join(c.get("messages", []) + c.get("notes", []))
             parts.append(
                 f"<tr class='{c['status']}' data-case='{e(c['id'])}'><td class='l'>{e(c['artifact'])}</td>"
-                f"<td class='l'>{e(c['device'])}</td><td class='st'>{_ICON[c['status']]}</td>"
+                f"<td class='l'>{e(_dev(c))}</td><td class='st'>{_ICON[c['status']]}</td>"
                 f"<td>{_size(c.get('size'))}</td><td>{_num(c.get('latency_ms'), '{:.3f}')}</td>"
                 f"<td>{_num(c.get('max_abs'))}</td><td>{_num(c.get('min_snr_db'), '{:.1f}')}</td>"
                 f"<td>{_num(c.get('agreement'), '{:.4f}')}</td><td class='l'>{e(_task(c))}</td>"
