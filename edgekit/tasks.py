@@ -12,6 +12,18 @@ import numpy as np
 _STATE: dict[str, Any] = {}
 
 
+def _host_cpu() -> Any:
+    """The host column is the CPU: where a GPU build of TensorFlow is installed, the reference
+    and the TensorFlow-side checks are pinned to the CPU (the ``cuda`` device runs its own)."""
+    import contextlib
+    import sys
+
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return contextlib.nullcontext()
+    return tf.device("/CPU:0")
+
+
 def _context(source: Mapping[str, Any]) -> Any:
     from edgekit.converters.base import ExportContext
     from edgekit.models import keras_io
@@ -49,7 +61,8 @@ def reference(source: Mapping[str, Any], feeds: Mapping[str, np.ndarray], repeat
     from edgekit.runtimes.base import time_calls
 
     ctx = _context(source)
-    return time_calls(lambda: call(ctx.model, feeds, ctx.spec.input_names, ctx.spec.output_names), repeats)
+    with _host_cpu():
+        return time_calls(lambda: call(ctx.model, feeds, ctx.spec.input_names, ctx.spec.output_names), repeats)
 
 
 def export(source: Mapping[str, Any], fmt: str, path: str, options: Mapping[str, Any], workdir: str) -> dict[str, Any]:
@@ -67,6 +80,6 @@ def run_artifact(runtime: str, path: str, feeds: Mapping[str, np.ndarray], repea
     """Load an artifact in its runtime, run it on ``feeds`` (by name), time it."""
     from edgekit.runtimes import runner_class
 
-    with runner_class(runtime)(path, **dict(options or {})) as r:
+    with _host_cpu(), runner_class(runtime)(path, **dict(options or {})) as r:
         outputs, stats = r.timed(feeds, repeats)
         return {"outputs": outputs, "latency": stats, "input_names": r.input_names(), "output_names": r.output_names()}
