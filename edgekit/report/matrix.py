@@ -107,9 +107,10 @@ def _cell(c: dict, host_ms: float | None) -> str:
         parts.append(f"d={m:.2g}")
     vs = c.get("vs_host") or {}
     if vs.get("bit_exact"):
-        parts.append("= host")
+        parts.append("| host: bit-exact")
     elif vs.get("max_abs") is not None:
-        parts.append(f"host~{vs['max_abs']:.1g}")
+        verdict = {True: "within tol", False: "OUTSIDE tol", None: "not bit-exact"}[vs.get("within_tolerance")]
+        parts.append(f"| host: {vs['max_abs']:.1g} {verdict}")
     return " ".join(parts)
 
 
@@ -143,5 +144,6 @@ def render_devices(result: "ConvertResult") -> str:
                 lines.append(f"  {r.label} on {n}: {c['error']}")
             for note in c.get("notes", []):
                 lines.append(f"  {r.label} on {n}: {note}")
-    lines.append("d = max|device - model|; '= host': bit-exact with the host's output; emulated latencies are not comparable with native ones")
+    lines.append("d = max|device - model|; host: the device against the host's own output (float: within the "
+                 "artifact's tolerance; integer: bit-exact or not); emulated ('emu') latencies are not comparable with native ones")
     return "\n".join(lines)
