@@ -51,6 +51,7 @@ def test_guide_models_agree_on_two_arm_profiles(model, tmp_path, pool):
             else:
                 scale = max(float(np.max(np.abs(o["scale"] or 0.0))) for o in row.comparison.to_json()["outputs"])
                 assert d <= 1e-5 * max(scale, 1.0), (label, dev, d)
+                assert cell["vs_host"]["within_tolerance"] is True
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["devices"][1]["self_test"].startswith("float.tflite")
     assert manifest["artifacts"][0]["devices"]["arm64-cortex-a76"]["status"] == "pass"
