@@ -112,6 +112,13 @@ def test_pytest_plugin_in_a_project(tmp_path):
                 assert_converts("builtin:cnn", formats="tflite", out_dir=tmp_path, atol=0.0, rtol=0.0)
             assert "tflite" in str(exc.value) and "exit code 3" in str(exc.value)
 
+        def test_a_live_keras_model(edgekit_convert):
+            import keras
+            inp = keras.Input((4,), name="x")
+            model = keras.Model(inp, keras.layers.Dense(2, name="y")(inp))
+            result = edgekit_convert(model, formats="onnx", devices="x86-cpu")
+            assert [r.label for r in result.rows] == ["onnx"] and result.exit_code == 0
+
         def test_unknown_device():
             with pytest.raises(ValueError, match="unknown device"):
                 assert_converts("builtin:mlp", devices=["tpu-v9"])
@@ -121,4 +128,4 @@ def test_pytest_plugin_in_a_project(tmp_path):
     p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
                        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
     assert p.returncode == 0, p.stdout[-3000:]
-    assert "3 passed" in p.stdout
+    assert "4 passed" in p.stdout
