@@ -353,6 +353,11 @@ class CheckRun:
                 )
             except errors.EdgekitError as exc:
                 return self._model_error(m, info, exc, t0)
+            except errors.InternalError as exc:  # a bug in edgekit: this model fails, the run goes on
+                info["traceback"] = str(exc)
+                failure = errors.ConversionError(f"internal error (a bug in edgekit; traceback in report.json): "
+                                                 f"{str(exc).splitlines()[0][:300]}")
+                return self._model_error(m, info, failure, t0)
             info["convert_elapsed_s"] = round(time.perf_counter() - t_conv, 3)
             manifest = json.loads((mout / "manifest.json").read_text())
             if self.update_golden:
