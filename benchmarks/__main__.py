@@ -30,8 +30,6 @@ EDGEKIT = [python(), "-c", "from edgekit.cli import main; main()"]
 
 
 def machine() -> str:
-    import os as _os
-
     cpu = platform.processor() or platform.machine()
     try:
         for line in open("/proc/cpuinfo"):
@@ -40,8 +38,8 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    mem = _os.sysconf("SC_PAGE_SIZE") * _os.sysconf("SC_PHYS_PAGES") / 1024**3
-    return f"{_os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.system()} {platform.machine()}, Python {platform.python_version()}"
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.system()} {platform.machine()}, Python {platform.python_version()}"
 
 
 def fig(s: Samples, unit: str = "s", scale: float = 1.0) -> str:

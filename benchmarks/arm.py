@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.__main__ import machine
-from edgekit.devices.arm import edgekit_guest_path, find_env, guest_command, guest_env
+from edgekit.devices.arm import find_env, guest_worker
 from edgekit.devices.selftest import CASES, HERE
 from edgekit.worker import Worker
 
@@ -27,8 +27,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _worker(env_dir: Path, cpu: str) -> Worker:
-    return Worker(f"bench {cpu}", guest_env(env_dir, cpu, edgekit_guest_path()), python=guest_command(env_dir),
-                  clean_env=True)
+    return guest_worker(env_dir, cpu, f"bench {cpu}")
 
 
 def persistent(env_dir: Path, cpu: str, artifacts: list[tuple[str, str]], feeds: dict) -> list[float]:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from edgekit import errors
-from edgekit.errors import DeviceUnavailable  # noqa: F401 - part of this package's API
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 USER_PROFILES_ENV = "EDGEKIT_DEVICE_PROFILES"  # extra profile files or folders, os.pathsep-separated
@@ -44,11 +43,6 @@ class Profile:
 
     def runs(self, runtime: str) -> bool:
         """Whether this device runs artifacts of the host runtime ``runtime``."""
-        if self.kind == "cuda":
-            return f"{runtime}-gpu" in self.runtimes or f"{runtime}-cuda" in self.runtimes or \
-                (runtime == "onnxruntime" and "onnxruntime-cuda" in self.runtimes) or \
-                (runtime == "tf-savedmodel" and "tf-savedmodel-gpu" in self.runtimes) or \
-                (runtime == "keras" and "keras-gpu" in self.runtimes)
         return runtime in self.runtimes
 
     def to_json(self) -> dict[str, Any]:

@@ -86,16 +86,17 @@ def find_env(profile: Any = None) -> tuple[Path | None, str]:
     pre = os.environ.get(ENV_VAR)
     if pre:
         d = Path(pre)
-        if _read_env(d) is None:
+        meta = _read_env(d)
+        if meta is None:
             return None, f"{ENV_VAR}={pre} is not a complete edgekit ARM64 environment (no valid env.json)"
     else:
         try:
             d = default_env_dir()
         except errors.EdgekitError as exc:
             return None, str(exc)
-        if _read_env(d) is None:
+        meta = _read_env(d)
+        if meta is None:
             return None, "the emulated ARM64 environment is not set up: run 'edgekit devices setup arm64' (once; ~2 min, ~270 MB)"
-    meta = _read_env(d) or {}
     try:
         want = host_versions()
     except errors.EdgekitError as exc:
@@ -109,24 +110,26 @@ def find_env(profile: Any = None) -> tuple[Path | None, str]:
     return d, f"emulated by qemu {meta.get('qemu_version', '?')} in {d}"
 
 
-def guest_command(env_dir: Path, emulator: str | None = None) -> list[str]:
-    # -P: the working directory is not put on the path (a source checkout there would shadow
-    # the guest's view of edgekit)
-    return [emulator or str(env_dir / "qemu-aarch64"), str(env_dir / "sysroot" / "usr" / "bin" / PYTHON), "-P"]
+def guest_worker(env_dir: Path, qemu_cpu: str, name: str, emulator: str | None = None) -> Any:
+    """A worker running the arm64 Python under the emulator as ``qemu_cpu``, in a clean
+    environment (nothing of the host's Python reaches the guest). ``-P``: the working
+    directory is not put on the path (a source checkout there would shadow edgekit)."""
+    from edgekit.worker import CRASH_ENV, Worker
 
-
-def guest_env(env_dir: Path, qemu_cpu: str, edgekit_path: str) -> dict[str, str]:
-    """A clean environment: the host's Python variables must not reach the guest."""
-    return {
+    env = {
         "QEMU_LD_PREFIX": str(env_dir / "sysroot"),
         "QEMU_CPU": qemu_cpu,
-        "PYTHONPATH": os.pathsep.join([str(env_dir / "site"), edgekit_path]),
+        "PYTHONPATH": os.pathsep.join([str(env_dir / "site"), edgekit_guest_path()]),
         "PYTHONNOUSERSITE": "1",
         "PATH": "/usr/bin:/bin",
         "HOME": os.environ.get("HOME", "/tmp"),
         "TMPDIR": tempfile.gettempdir(),
         "LANG": "C.UTF-8",
     }
+    if os.environ.get(CRASH_ENV):  # fault injection reaches the guest too (tests)
+        env[CRASH_ENV] = os.environ[CRASH_ENV]
+    python = [emulator or str(env_dir / "qemu-aarch64"), str(env_dir / "sysroot" / "usr" / "bin" / PYTHON), "-P"]
+    return Worker(name, env, python=python, clean_env=True)
 
 
 _GUEST_PATH: str | None = None
@@ -277,7 +280,11 @@ def setup(say: Say | None = None, force: bool = False, cpus: list[str] | None = 
         results, refused = {}, {}
         for cpu in cpus or ["cortex-a53", "cortex-a72", "cortex-a76", "neoverse-n1"]:
             say(f"self-test as {cpu}: known answers of float and int8 kernels against the host")
-            ok, detail = self_test(env, cpu)
+            w = guest_worker(env, cpu, f"self-test {cpu}")
+            try:
+                ok, detail = self_test(w)
+            finally:
+                w.close()
             results[cpu] = detail
             if not ok:
                 refused[cpu] = detail

@@ -8,14 +8,13 @@ A worker that crashes or hangs fails that artifact's cell and is restarted for t
 """
 from __future__ import annotations
 
-import os
 from typing import Any, Mapping
 
 import numpy as np
 
-from edgekit import errors
-from edgekit.devices import DeviceUnavailable, Profile
-from edgekit.worker import CRASH_ENV, Worker
+from edgekit.devices import Profile
+from edgekit.errors import DeviceUnavailable
+from edgekit.worker import Worker
 
 
 
@@ -30,17 +29,12 @@ class DeviceWorkers:
         self.self_tests: dict[str, str] = {}
 
     def _qemu_worker(self, p: Profile) -> Worker:
-        from edgekit.devices.arm import edgekit_guest_path, find_env, guest_command, guest_env
+        from edgekit.devices.arm import find_env, guest_worker
 
         env_dir, why = find_env(p)
         if env_dir is None:
             raise DeviceUnavailable(f"{p.name}: {why}")
-        env = guest_env(env_dir, p.qemu_cpu or "max", edgekit_guest_path())
-        if os.environ.get(CRASH_ENV):  # fault injection reaches the guest too (tests)
-            env[CRASH_ENV] = os.environ[CRASH_ENV]
-        if p.threads:
-            env["EDGEKIT_THREADS"] = str(p.threads)
-        return Worker(f"{p.name} (emulated)", env, python=guest_command(env_dir, p.emulator), clean_env=True)
+        return guest_worker(env_dir, p.qemu_cpu or "max", f"{p.name} (emulated)", p.emulator)
 
     def worker(self, name: str) -> Worker:
         """The device's worker, started (and self-tested) on first use."""
@@ -58,15 +52,9 @@ class DeviceWorkers:
                 raise DeviceUnavailable(f"{name}: the host runs in the main workers")
         w = self._workers[name]
         if p.kind == "qemu" and name not in self._checked:
-            from edgekit.devices.arm import find_env
-            from edgekit.devices.selftest import host_answers, judge
+            from edgekit.devices.selftest import self_test
 
-            env_dir, _ = find_env(p)
-            try:
-                guest = w.call("edgekit.devices.selftest:answers", timeout=600, tag=f"self-test:{name}")
-                ok, detail = judge(host_answers(self.host_rt), guest)
-            except errors.EdgekitError as exc:
-                ok, detail = False, f"the emulated Python failed: {' '.join(str(exc).split())[:300]}"
+            ok, detail = self_test(w, self.host_rt)
             self._checked.add(name)
             self.self_tests[name] = detail
             if not ok:

@@ -53,7 +53,7 @@ def input_specs(path: Path, pool: WorkerPool) -> tuple[TensorSpec, ...]:
         return tuple(TensorSpec(t.name, tuple(None if d < 0 else d for d in t.shape), "float32" if t.quantized else t.dtype)
                      for t in pred.inputs)
     if rt == "keras-weights":
-        raise InputError(f"evaluate a weights file through its conversion directory (its manifest names the inputs)")
+        raise InputError("evaluate a weights file through its conversion directory (its manifest names the inputs)")
     kind = "saved_model" if rt == "tf-savedmodel" else ("h5" if path.suffix == ".h5" else "keras")
     src = ModelSource(kind, str(path.resolve()))
     return ModelSpec.from_json(pool.tf.call("edgekit.tasks:inspect_model", src.to_json(), timeout=600, tag="load")).inputs

@@ -21,18 +21,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-_POOL: Any = None
-
-
-def _shared_pool() -> Any:
-    global _POOL
-    if _POOL is None:
-        from edgekit.worker import default_pool
-
-        _POOL = default_pool()
-    return _POOL
-
-
 def _model_arg(model: Any, scratch: str) -> str:
     """A path, ``builtin:NAME``, ``module.py:function`` or a live Keras model (saved first)."""
     if isinstance(model, (str, os.PathLike)):
@@ -67,7 +55,7 @@ def assert_converts(model: Any, formats: str | Iterable[str] | None = None, devi
             options[key] = {None: float(options[key])}
     with tempfile.TemporaryDirectory(prefix="edgekit-test-") as scratch:
         out = Path(out_dir) if out_dir is not None else Path(scratch) / "out"
-        result = convert(_model_arg(model, scratch), out, formats=fmts, devices=devs, pool=pool or _shared_pool(),
+        result = convert(_model_arg(model, scratch), out, formats=fmts, devices=devs, pool=pool,
                          **options)
     if result.exit_code != 0:
         raise AssertionError("edgekit: the model does not convert cleanly "
@@ -84,7 +72,9 @@ if pytest is not None:
     @pytest.fixture(scope="session")
     def edgekit_pool() -> Any:
         """The TensorFlow and runtime workers, shared by the whole test session."""
-        return _shared_pool()
+        from edgekit.worker import default_pool
+
+        return default_pool()
 
     @pytest.fixture()
     def edgekit_convert(tmp_path: Path, edgekit_pool: Any) -> Any:

@@ -85,20 +85,13 @@ def host_answers(worker: Any = None) -> dict[str, Any]:
     return _HOST_ANSWERS
 
 
-def self_test(env_dir: Path, qemu_cpu: str, emulator: str | None = None, worker: Any = None) -> tuple[bool, str]:
-    """Run the known-answer test in the emulator as ``qemu_cpu``; (ok, detail)."""
+def self_test(worker: Any, host_worker: Any = None) -> tuple[bool, str]:
+    """Run the known-answer test in an emulated ``worker`` (see ``arm.guest_worker``) and
+    judge it against the host's answers; (ok, detail)."""
     from edgekit import errors
-    from edgekit.devices.arm import edgekit_guest_path, guest_command, guest_env
-    from edgekit.worker import Worker
 
-    own = worker is None
-    w = worker or Worker(f"self-test {qemu_cpu}", guest_env(env_dir, qemu_cpu, edgekit_guest_path()),
-                         python=guest_command(env_dir, emulator), clean_env=True)
     try:
-        guest = w.call("edgekit.devices.selftest:answers", timeout=600, tag="self-test")
+        guest = worker.call("edgekit.devices.selftest:answers", timeout=600, tag=f"self-test:{worker.name}")
     except errors.EdgekitError as exc:
         return False, f"the emulated Python failed: {' '.join(str(exc).split())[:400]}"
-    finally:
-        if own:
-            w.close()
-    return judge(host_answers(), guest)
+    return judge(host_answers(host_worker), guest)

@@ -323,6 +323,7 @@ def load_config(path: str | Path | None = None) -> CheckConfig:
     if "model" in defaults:
         v.fail(("check", "model"), "model belongs in a [models.NAME] table")
     cases = []
+    devices_known = known_devices()  # profile files read once per configuration
     for name, raw in models.items():
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
             v.fail(("models", name), "model names may use letters, digits, '_', '-' and '.' only")
@@ -331,7 +332,7 @@ def load_config(path: str | Path | None = None) -> CheckConfig:
         for sub in ("tolerance", "budgets"):  # tables merge key by key
             if isinstance(defaults.get(sub), dict) and isinstance(raw.get(sub), dict):
                 merged[sub] = {**defaults[sub], **raw[sub]}
-        cases.append(_model_case(v, name, merged, set(raw)))
+        cases.append(_model_case(v, name, merged, set(raw), devices_known))
     reg = v.table(run.get("regression", {}), ("check", "regression"), _REGRESSION_KEYS)
     out = run.get("out", DEFAULT_OUT)
     golden = run.get("golden_dir", DEFAULT_GOLDEN_DIR)
@@ -347,7 +348,7 @@ def load_config(path: str | Path | None = None) -> CheckConfig:
     )
 
 
-def _model_case(v: _Validator, name: str, d: dict[str, Any], own: set[str]) -> ModelCase:
+def _model_case(v: _Validator, name: str, d: dict[str, Any], own: set[str], known: list[str]) -> ModelCase:
     from edgekit.converters import FORMATS
     from edgekit.quantize.recipes import ONNX_MODES, TFLITE_MODES
 
@@ -380,7 +381,6 @@ def _model_case(v: _Validator, name: str, d: dict[str, Any], own: set[str]) -> M
         if q not in ONNX_MODES:
             v.fail(kp("onnx_quantize"), f"unknown ONNX mode {q!r}; choose from: {', '.join(ONNX_MODES)}")
     devices = v.value(d.get("devices", [HOST]), kp("devices"), _list_of(_str))
-    known = known_devices()
     for dev in devices:
         if dev not in known:
             v.fail(kp("devices"), f"unknown device {dev!r}; known: {', '.join(known)} (see 'edgekit devices')")

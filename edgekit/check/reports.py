@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from edgekit.check.runner import fmt_size as _size
 from edgekit.fsutil import atomic_write_bytes, atomic_write_json
 from edgekit.validate.compare import HIST_EDGES_LOG10
 
@@ -33,15 +34,6 @@ def _num(v: Any, fmt: str = "{:.3g}") -> str:
     if isinstance(v, str):
         return v
     return fmt.format(v)
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit, div in (("MB", 1e6), ("KB", 1e3)):
-        if n >= div:
-            return f"{n / div:.1f} {unit}"
-    return f"{n} B"
 
 
 def _task(c: dict[str, Any]) -> str:

@@ -121,7 +121,8 @@ def _snr(comp: dict[str, Any] | None) -> float | None:
     return min(vals) if vals else None
 
 
-def _fmt_size(n: int | None) -> str:
+def fmt_size(n: int | None) -> str:
+    """Decimal units, as budgets are written ("40 KB" = 40,000 bytes)."""
     if n is None:
         return "-"
     for unit, div in (("MB", 1e6), ("KB", 1e3)):
@@ -189,7 +190,7 @@ def judge(model: ModelCase, art: dict[str, Any], device: str, manifest: dict[str
     b = model.budgets
     lim = b.pick(b.max_size, label)
     if lim is not None and case["size"] is not None and case["size"] > lim:
-        breach("budget", f"size {_fmt_size(case['size'])} ({case['size']} B) > budget {_fmt_size(lim)} ({lim} B)")
+        breach("budget", f"size {fmt_size(case['size'])} ({case['size']} B) > budget {fmt_size(lim)} ({lim} B)")
     lim = b.pick(b.max_latency_ms, label)
     if lim is not None and emulated:
         case["notes"] = case["notes"] + ["latency budget not applied: emulated latency is not comparable with native"]
@@ -359,7 +360,7 @@ class CheckRun:
                                                  f"{str(exc).splitlines()[0][:300]}")
                 return self._model_error(m, info, failure, t0)
             info["convert_elapsed_s"] = round(time.perf_counter() - t_conv, 3)
-            manifest = json.loads((mout / "manifest.json").read_text())
+            manifest_sha, manifest = _read_manifest(mout)
             if self.update_golden:
                 shown = m.model if m.model.startswith("builtin:") else os.path.relpath(m.model, self.cfg.root)
                 feeds_info = dict(result.feeds_info)
@@ -374,7 +375,7 @@ class CheckRun:
                 cache_file.unlink(missing_ok=True)
             else:
                 cache_file.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_json(cache_file, {"key": key, "manifest_sha256": sha256_of(mout / "manifest.json"),
+                atomic_write_json(cache_file, {"key": key, "manifest_sha256": manifest_sha,
                                                "golden": info["golden"]})
         if info["cached"]:
             try:
@@ -404,11 +405,12 @@ class CheckRun:
 
         try:
             c = json.loads(cache_file.read_text())
-            if c.get("key") != key or sha256_of(mout / "manifest.json") != c.get("manifest_sha256"):
+            if c.get("key") != key:
                 return None
-            if not verify(str(mout))["ok"]:
+            sha, manifest = _read_manifest(mout)
+            if sha != c.get("manifest_sha256") or not verify(str(mout))["ok"]:
                 return None
-            return json.loads((mout / "manifest.json").read_text())
+            return manifest
         except (OSError, ValueError, errors.EdgekitError):
             return None
 
@@ -425,6 +427,12 @@ class CheckRun:
                        "kind": "input" if code == errors.EXIT_USAGE else "conversion",
                        "messages": [msg], "notes": [], "hist": {}, "cached": False, "time_s": info["elapsed_s"],
                        "exit_code": code}]
+
+
+def _read_manifest(out: Path) -> tuple[str, dict[str, Any]]:
+    """(sha256 of its bytes, its content): one read of a model's manifest.json."""
+    data = (out / "manifest.json").read_bytes()
+    return hashlib.sha256(data).hexdigest(), json.loads(data)
 
 
 def case_exit(c: dict[str, Any]) -> int:

@@ -2,19 +2,9 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import click
-
-_T0 = time.perf_counter()
-
-
-def _say(quiet: bool):  # type: ignore[no-untyped-def]
-    def say(msg: str) -> None:
-        if not quiet:
-            click.echo(f"  {time.perf_counter() - _T0:6.1f}s  {msg}", err=True)
-    return say
 
 
 def _report_options(cmd: click.Command) -> click.Command:
@@ -61,6 +51,7 @@ def check_cmd(config: str | None, out_dir: str | None, update_golden: bool, base
     from edgekit.check.config import load_config
     from edgekit.check.reports import console_table, write_reports
     from edgekit.check.runner import CheckRun, parse_shard
+    from edgekit.cli import _progress
 
     shard_kn = parse_shard(shard)  # option errors before the file's
     cfg = load_config(config)
@@ -72,8 +63,8 @@ def check_cmd(config: str | None, out_dir: str | None, update_golden: bool, base
             m.devices = names
     run = CheckRun(cfg, out=Path(out_dir) if out_dir else None, update_golden=update_golden, baseline=baseline,
                    shard=shard_kn, use_cache=not no_cache,
-                   only=[s.strip() for s in only.split(",") if s.strip()] if only else None, say=_say(quiet))
-    say = _say(quiet)
+                   only=[s.strip() for s in only.split(",") if s.strip()] if only else None, say=_progress(quiet))
+    say = run.say
     say(f"{cfg.path}: {len(run.selected)} of {len(cfg.models)} models" + (f" (shard {shard})" if shard else ""))
     report = run.run()
     paths = write_reports(report, run.out, json_path, junit, md, html_path)

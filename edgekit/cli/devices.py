@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 import click
-
-_T0 = time.perf_counter()
 
 
 @click.group("devices", invoke_without_command=True)
@@ -45,13 +42,10 @@ def setup_cmd(what: str, force: bool, quiet: bool) -> None:
     """Build the emulated ARM64 environment once (qemu 10 from Debian, an arm64 Python
     userland, aarch64 wheels at the host's versions), in the user's cache directory.
     Needs apt-get and mmdebstrap (root installs it) and network access to Debian and PyPI."""
+    from edgekit.cli import _progress
     from edgekit.devices.arm import setup
 
-    def say(msg: str) -> None:
-        if not quiet:
-            click.echo(f"  {time.perf_counter() - _T0:6.1f}s  {msg}", err=True)
-
-    meta = setup(say=say, force=force)
+    meta = setup(say=_progress(quiet), force=force)
     state = "already set up" if meta["reused"] else f"built in {meta['setup_s']:.0f} s"
     click.echo(f"arm64: {state}: {meta['path']} ({meta['disk_bytes'] / 1e6:.0f} MB, qemu {meta['qemu_version']}, "
                + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + ")")
