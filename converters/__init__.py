@@ -20,6 +20,8 @@ class FormatInfo:
     description: str
     needs_keras_architecture: bool = False
     extra_files: tuple[str, ...] = ()
+    # Export paths tried in order until one yields an artifact that passes its check.
+    paths: tuple[str, ...] = ("",)
 
 
 FORMATS: dict[str, FormatInfo] = {
@@ -37,7 +39,8 @@ FORMATS: dict[str, FormatInfo] = {
         FormatInfo("tflite", "model.tflite", "edgekit.converters.tflite:TFLiteExporter",
                    "litert", "float32", "TFLite float32, builtin ops only"),
         FormatInfo("onnx", "model.onnx", "edgekit.converters.onnx:OnnxExporter",
-                   "onnxruntime", "float32", "ONNX, dynamic batch named 'batch'"),
+                   "onnxruntime", "float32", "ONNX, dynamic batch named 'batch'",
+                   paths=("tf2onnx", "tf2onnx-from-tflite", "keras-export")),
     ]
 }
 

@@ -7,10 +7,11 @@ which tf2onnx names ``unk__N`` with N changing per export, is renamed ``batch`` 
 """
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from edgekit.converters import DEFAULT_OPSET
+from edgekit.converters import DEFAULT_OPSET, FORMATS
 from edgekit.converters.base import ExportContext, Exporter, first_line
 from edgekit.errors import ConversionError
 from edgekit.fsutil import atomic_write_bytes
@@ -71,32 +72,121 @@ def _without_captured_constants(fn: Any, in_names: list[str], out_names: list[st
     return tf.function(_positional(call_frozen, in_names), input_signature=sig, autograph=False)
 
 
+def rename_io(proto: Any, mapping: dict[str, str]) -> None:
+    """Rename graph inputs/outputs (and every reference to them) per ``mapping``."""
+    g = proto.graph
+    for vi in list(g.input) + list(g.output) + list(g.value_info):
+        if vi.name in mapping:
+            vi.name = mapping[vi.name]
+    for node in g.node:
+        for i, n in enumerate(node.input):
+            if n in mapping:
+                node.input[i] = mapping[n]
+        for i, n in enumerate(node.output):
+            if n in mapping:
+                node.output[i] = mapping[n]
+
+
+def _tflite_signature_names(tflite_path: str) -> dict[str, str]:
+    """TFLite tensor name -> signature (model) name, for the serving signature."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=tflite_path)
+    tensor = {d["index"]: d["name"] for d in it.get_tensor_details()}
+    sigs = it.get_signature_list()
+    if not sigs:
+        return {}
+    runner = it.get_signature_runner("serving_default" if "serving_default" in sigs else next(iter(sigs)))
+    out = {}
+    for details in (runner.get_input_details(), runner.get_output_details()):
+        for name, d in details.items():
+            if d["index"] in tensor:
+                out[tensor[d["index"]]] = name
+    return out
+
+
+def _from_tflite(ctx: ExportContext, tflite_path: str, opset: int) -> Any:
+    """tf2onnx from the run's own (already verified) TFLite file: TFLite's converter lowers
+    graphs tf2onnx cannot take from TensorFlow (grouped convolutions compiled as nested XLA
+    functions, some attention layouts)."""
+    import tf2onnx
+
+    proto, _ = tf2onnx.convert.from_tflite(tflite_path, opset=opset)
+    rename_io(proto, _tflite_signature_names(tflite_path))
+    return proto
+
+
+def _from_keras_export(ctx: ExportContext, workdir: str, opset: int) -> Any:
+    import onnx
+
+    out = Path(workdir) / "keras_export.onnx"
+    ctx.model.export(str(out), format="onnx", opset_version=opset, verbose=False)
+    return onnx.load(str(out))
+
+
+def _from_function(ctx: ExportContext, opset: int) -> Any:
+    import tensorflow as tf
+    import tf2onnx
+
+    from edgekit.converters.saved_model import input_signature, serving_fn
+
+    sig = input_signature(ctx.spec)
+    fn = tf.function(serving_fn(ctx.model, ctx.spec), input_signature=sig, autograph=False)
+    fn = _without_captured_constants(fn, ctx.spec.input_names, ctx.spec.output_names, sig)
+    proto, _ = tf2onnx.convert.from_function(fn, input_signature=sig, opset=opset,
+                                             custom_op_handlers=CUSTOM_OP_HANDLERS)
+    return proto
+
+
+# Export paths tried in order by the pipeline until one yields an artifact that passes its
+# check; the row records which one did and why the earlier ones failed.
+PATHS = FORMATS["onnx"].paths
+
+
 class OnnxExporter(Exporter):
     name = "onnx"
-    allowed_options = frozenset({"opset"})
+    allowed_options = frozenset({"opset", "path", "tflite_file", "check_shapes"})
 
     def _write(self, ctx: ExportContext, path: Path, options: dict[str, Any]) -> dict[str, Any]:
         import onnx
-        import tensorflow as tf
-
-        from edgekit.converters.saved_model import input_signature, serving_fn
 
         opset = int(options.get("opset", DEFAULT_OPSET))
         if not MIN_OPSET <= opset <= MAX_OPSET:
             raise ConversionError(f"opset {opset} is outside the supported range {MIN_OPSET}..{MAX_OPSET}")
+        route = options.get("path") or PATHS[0]
         try:
-            import tf2onnx
-        except ImportError as exc:  # pragma: no cover - a dependency of the package
-            raise ConversionError(f"tf2onnx is not installed ({exc}): pip install tf2onnx") from None
-        sig = input_signature(ctx.spec)
-        fn = tf.function(serving_fn(ctx.model, ctx.spec), input_signature=sig, autograph=False)
-        fn = _without_captured_constants(fn, ctx.spec.input_names, ctx.spec.output_names, sig)
-        try:
-            proto, _ = tf2onnx.convert.from_function(fn, input_signature=sig, opset=opset,
-                                                     custom_op_handlers=CUSTOM_OP_HANDLERS)
+            if route == "tf2onnx":
+                proto = _from_function(ctx, opset)
+            elif route == "tf2onnx-from-tflite":
+                proto = _from_tflite(ctx, self._tflite_file(ctx, options), opset)
+            elif route == "keras-export":
+                proto = _from_keras_export(ctx, ctx.cache.get("workdir") or str(path.parent), opset)
+            else:
+                raise ConversionError(f"unknown ONNX export path {route!r}; choose from {', '.join(PATHS)}")
+        except ConversionError:
+            raise
         except Exception as exc:  # noqa: BLE001
-            raise ConversionError(f"ONNX conversion failed: {first_line(exc)}") from None
+            raise ConversionError(f"ONNX conversion ({route}) failed: {first_line(exc)}") from None
         name_batch_dim(proto)
+        self._check_graph(ctx, proto, opset)
+        atomic_write_bytes(path, proto.SerializeToString())
+        return {"opset": opset, "ops": sorted({n.op_type for n in proto.graph.node}), "export_path": route}
+
+    @staticmethod
+    def _tflite_file(ctx: ExportContext, options: dict[str, Any]) -> str:
+        given = options.get("tflite_file")
+        if given and Path(given).is_file():
+            return given
+        from edgekit.converters.tflite import TFLiteExporter
+
+        out = Path(ctx.cache.get("workdir") or tempfile.mkdtemp(prefix="edgekit-tf-")) / "for_onnx.tflite"
+        TFLiteExporter().export(ctx, str(out), {"check_shapes": options.get("check_shapes")})
+        return str(out)
+
+    @staticmethod
+    def _check_graph(ctx: ExportContext, proto: Any, opset: int) -> None:
+        import onnx
+
         got_in = [i.name for i in proto.graph.input]
         got_out = [o.name for o in proto.graph.output]
         if sorted(got_in) != sorted(ctx.spec.input_names) or sorted(got_out) != sorted(ctx.spec.output_names):
@@ -113,5 +203,3 @@ class OnnxExporter(Exporter):
             onnx.checker.check_model(proto)
         except Exception as exc:  # noqa: BLE001
             raise ConversionError(f"ONNX checker rejected the graph: {first_line(exc)}") from None
-        atomic_write_bytes(path, proto.SerializeToString())
-        return {"opset": opset, "ops": sorted({n.op_type for n in proto.graph.node})}

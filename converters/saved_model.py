@@ -24,13 +24,17 @@ def serving_fn(model: Any, spec: ModelSpec) -> Any:
     return fn
 
 
-def input_signature(spec: ModelSpec) -> list[Any]:
+def input_signature(spec: ModelSpec, shapes: Any = None) -> list[Any]:
+    """Signature of named inputs with a dynamic batch; ``shapes`` (per input name, the
+    dimensions after the batch) fixes what the model leaves open."""
     import tensorflow as tf
 
-    return [tf.TensorSpec([None] + list(s.shape[1:]), tf.as_dtype(s.dtype), name=s.name) for s in spec.inputs]
+    shapes = shapes or {}
+    return [tf.TensorSpec([None] + list(shapes.get(s.name, s.shape[1:])), tf.as_dtype(s.dtype), name=s.name)
+            for s in spec.inputs]
 
 
-def write_saved_model(model: Any, spec: ModelSpec, path: Path) -> str:
+def write_saved_model(model: Any, spec: ModelSpec, path: Path, shapes: Any = None) -> str:
     """Write ``model`` as a SavedModel at ``path``; return which writer was used.
 
     Keras' ``model.export``/``ExportArchive`` store every weight twice (keras-team/keras
@@ -41,7 +45,7 @@ def write_saved_model(model: Any, spec: ModelSpec, path: Path) -> str:
     """
     import tensorflow as tf
 
-    sig = input_signature(spec)
+    sig = input_signature(spec, shapes)
     endpoint = _positional(serving_fn(model, spec), spec.input_names)
     try:
         module = getattr(model, "trackable_root", None)  # a SavedModel input re-saved

@@ -26,18 +26,20 @@ def convert_saved_model(saved_model_dir: str, configure: Any = None) -> bytes:
     return converter.convert()
 
 
-def float_saved_model(ctx: ExportContext, workdir: str) -> tuple[str, list[str]]:
-    """A SavedModel of the model as TFLite should see it (unrolled if recurrent), written
-    once per run into ``workdir``."""
+def float_saved_model(ctx: ExportContext, workdir: str, shapes: dict[str, list[int]] | None = None) -> tuple[str, list[str]]:
+    """A SavedModel of the model as TFLite should see it (unrolled if recurrent, at fixed
+    ``shapes`` when given), written once per run and shape into ``workdir``."""
     from edgekit.converters.saved_model import write_saved_model
     from edgekit.models.keras_io import unrolled
 
     notes = ["recurrent layers unrolled for builtin-only TFLite"] if ctx.spec.has_rnn else []
-    if "tflite_saved_model_dir" not in ctx.cache:
-        d = Path(workdir) / "tflite_saved_model"
-        write_saved_model(unrolled(ctx.model) if ctx.spec.has_rnn else ctx.model, ctx.spec, d)
-        ctx.cache["tflite_saved_model_dir"] = str(d)
-    return ctx.cache["tflite_saved_model_dir"], notes
+    key = "tflite_saved_model_dir" + ("" if not shapes else repr(sorted(shapes.items())))
+    if key not in ctx.cache:
+        d = Path(workdir) / ("tflite_saved_model" if not shapes else f"tflite_saved_model_fixed{len(ctx.cache)}")
+        model = unrolled(ctx.model, shapes) if ctx.spec.has_rnn else ctx.model
+        write_saved_model(model, ctx.spec, d, shapes)
+        ctx.cache[key] = str(d)
+    return ctx.cache[key], notes
 
 
 def check_builtin_only(buf: bytes) -> dict[str, Any]:
@@ -102,29 +104,66 @@ def recipe_configurer(recipe: Any, calibration: dict[str, Any] | None, ctx: Expo
     return configure
 
 
+def _fixed_note(ctx: ExportContext, shapes: dict[str, list[int]], why: str) -> str:
+    dims = ", ".join(f"{s.name} {tuple(['batch', *shapes[s.name]])}".replace("'", "") for s in ctx.spec.inputs
+                     if s.variable_dims)
+    return f"exported at a fixed size: {dims} ({why}); choose it with --shape"
+
+
 class TFLiteExporter(Exporter):
+    """Float32 (or a quantization recipe) with builtin ops only. Open dimensions (sequence
+    lengths, image sizes) stay dynamic where builtins can express the graph; where they
+    cannot (recurrent loops, decoder masks that need Flex ops), the file is converted at the
+    run's check size, which the row states."""
+
     name = "tflite"
-    allowed_options = frozenset({"recipe", "calibration", "saved_model_dir"})
+    allowed_options = frozenset({"recipe", "calibration", "saved_model_dir", "check_shapes"})
 
     def _write(self, ctx: ExportContext, path: Path, options: dict[str, Any]) -> dict[str, Any]:
+        from edgekit.models.keras_io import has_variable_rnn
         from edgekit.quantize.recipes import Recipe
 
         workdir = ctx.cache.get("workdir") or tempfile.mkdtemp(prefix="edgekit-tf-")
         ctx.cache["workdir"] = workdir
         recipe = Recipe.from_json(options["recipe"]) if options.get("recipe") else None
+        configure = recipe_configurer(recipe, options.get("calibration"), ctx)
+        fixable = options.get("check_shapes") and any(s.variable_dims for s in ctx.spec.inputs)
+        if fixable and ctx.spec.has_rnn and has_variable_rnn(ctx.model):
+            shapes = options["check_shapes"]
+            buf, notes = self._convert(ctx, workdir, configure, None, shapes)
+            notes.append(_fixed_note(ctx, shapes, "unrolling a recurrent layer needs a fixed length"))
+        else:
+            try:
+                buf, notes = self._convert(ctx, workdir, configure, options.get("saved_model_dir"), None)
+            except ConversionError as exc:
+                if not fixable:
+                    raise
+                shapes = options["check_shapes"]
+                buf, notes = self._convert(ctx, workdir, configure, None, shapes)
+                notes.append(_fixed_note(ctx, shapes, f"dynamic: {exc}"))
+            else:
+                shapes = None
+        meta = check_builtin_only(buf)
+        atomic_write_bytes(path, buf)
+        meta["notes"] = notes
+        if shapes:
+            meta["fixed_shapes"] = shapes
+        return meta
+
+    @staticmethod
+    def _convert(ctx: ExportContext, workdir: str, configure: Any, given: str | None,
+                 shapes: dict[str, list[int]] | None) -> tuple[bytes, list[str]]:
+        """One conversion attempt; a file with Flex or custom ops is a ConversionError."""
         try:
-            given = options.get("saved_model_dir")
-            if given and not ctx.spec.has_rnn and Path(given).is_dir():
+            if given and not shapes and not ctx.spec.has_rnn and Path(given).is_dir():
                 # the run's own SavedModel artifact, already checked: same float graph
                 sm_dir, notes = given, []
             else:
-                sm_dir, notes = float_saved_model(ctx, workdir)
-            buf = convert_saved_model(sm_dir, recipe_configurer(recipe, options.get("calibration"), ctx))
+                sm_dir, notes = float_saved_model(ctx, workdir, shapes)
+            buf = convert_saved_model(sm_dir, configure)
         except ConversionError:
             raise
         except Exception as exc:  # noqa: BLE001 - the converter raises many types
             raise ConversionError(f"TFLite conversion failed: {first_line(exc)}") from None
-        meta = check_builtin_only(buf)
-        atomic_write_bytes(path, buf)
-        meta["notes"] = notes
-        return meta
+        check_builtin_only(buf)
+        return buf, notes

@@ -96,34 +96,84 @@ def parse_shapes(items: tuple[str, ...] | list[str]) -> dict[str, tuple[int, ...
     return shapes
 
 
-def random_feeds(specs: tuple[TensorSpec, ...], batch: int = 2, seed: int = 0, shapes: Mapping[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
-    """Seeded random inputs: standard normal floats, integers within each input's range."""
+# Check sizes for dimensions the model leaves open (documented in the README, "Models").
+DEFAULT_LENGTH = 16  # a variable sequence length, where the model declares no maximum
+MAX_CHECK_LENGTH = 64  # a declared maximum above this is checked at this length
+DEFAULT_IMAGE_SIZE = 64  # a variable image height or width
+
+
+def check_dims(spec: TensorSpec, shapes: Mapping[str, tuple[int, ...]] | None = None, max_length: int | None = None,
+               second: bool = False) -> tuple[int, ...]:
+    """Dimensions after the batch to check ``spec`` at: ``--shape`` where given, else the
+    model's own, with open ones filled (images: DEFAULT_IMAGE_SIZE; sequences: the declared
+    maximum up to MAX_CHECK_LENGTH, else DEFAULT_LENGTH). ``second`` halves the filled ones:
+    a second check proves that an artifact really keeps its dynamic dimensions."""
+    dims = list(spec.shape[1:])
+    if shapes and spec.name in shapes:
+        given = tuple(shapes[spec.name])
+        if len(given) != len(dims) or any(d is not None and d != g for d, g in zip(dims, given)):
+            raise InputError(f"--shape {spec.name}: {given} does not fit the model's {_dims_text(spec.shape)}")
+        return given
+    length = min(max_length, MAX_CHECK_LENGTH) if max_length else DEFAULT_LENGTH
+    image = len(spec.shape) == 4
+    out = []
+    for d in dims:
+        if d is None:
+            d = DEFAULT_IMAGE_SIZE if image else length
+            if second:
+                d = max(1, d // 2)
+        out.append(d)
+    return tuple(out)
+
+
+def describe_distribution(spec: TensorSpec) -> str:
+    """How ``random_feeds`` draws ``spec`` (recorded in the manifest)."""
+    lo_hi = spec.int_range or (0, 10)
+    if spec.role == "tokens":
+        return f"token ids uniform in [{lo_hi[0]}, {lo_hi[1]}) (the vocabulary of the embedding it feeds)"
+    if spec.role == "segments":
+        return f"segment ids uniform in [{lo_hi[0]}, {lo_hi[1]})"
+    if spec.role == "mask":
+        return "padding mask: ones, then zeros (row 0 unpadded)"
+    if spec.role == "scaled" and spec.value_range:
+        return f"uniform in [{spec.value_range[0]:g}, {spec.value_range[1]:g}] (what its preprocessing layer expects)"
+    if np.dtype(spec.dtype).kind in "iu":
+        return f"integers uniform in [{lo_hi[0]}, {lo_hi[1]})"
+    if np.dtype(spec.dtype).kind == "b":
+        return "booleans"
+    return "standard normal"
+
+
+def _draw(s: TensorSpec, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    dt = np.dtype(s.dtype)
+    if s.role == "mask" and len(shape) >= 2:
+        n = shape[1]
+        lengths = rng.integers(max(1, n // 2), n + 1, size=shape[0])
+        lengths[0] = n
+        mask = np.arange(n)[None, :] < lengths[:, None]
+        return np.broadcast_to(mask.reshape(mask.shape + (1,) * (len(shape) - 2)), shape).astype(dt)
+    if dt.kind in "iu":
+        lo, hi = s.int_range or (0, 10)
+        return rng.integers(lo, hi, size=shape).astype(dt)
+    if dt.kind == "b":
+        return rng.integers(0, 2, size=shape).astype(bool)
+    if s.role == "scaled" and s.value_range:
+        return rng.uniform(s.value_range[0], s.value_range[1], size=shape).astype(dt)
+    return rng.standard_normal(shape).astype(dt)
+
+
+def random_feeds(specs: tuple[TensorSpec, ...], batch: int = 2, seed: int = 0, shapes: Mapping[str, tuple[int, ...]] | None = None,
+                 max_length: int | None = None, second: bool = False) -> dict[str, np.ndarray]:
+    """Seeded random inputs valid for the model: token ids within their vocabulary, masks
+    that are masks, pixels in the range a preprocessing layer expects, else standard normal."""
     if batch < 1:
         raise InputError(f"--batch-size must be at least 1, got {batch}")
     shapes = dict(shapes or {})
     unknown = [n for n in shapes if n not in {s.name for s in specs}]
     if unknown:
         raise InputError(f"--shape names unknown input {unknown}; the model's inputs are {[s.name for s in specs]}")
-    rng = np.random.default_rng(seed)
-    out = {}
+    rng = np.random.default_rng(seed + (1 if second else 0))
     for s in specs:
-        dims = list(s.shape[1:])
-        if s.name in shapes:
-            given = shapes[s.name]
-            if len(given) != len(dims) or any(d is not None and d != g for d, g in zip(dims, given)):
-                raise InputError(f"--shape {s.name}: {given} does not fit the model's {_dims_text(s.shape)}")
-            dims = list(given)
-        if any(d is None for d in dims):
-            raise InputError(
-                f"input {s.name!r} has unknown dimensions {_dims_text(s.shape)}: pass --shape {s.name}=D1,D2,... or --inputs"
-            )
-        shape = (batch, *dims)
-        dt = np.dtype(s.dtype)
-        if dt.kind in "iu":
-            lo, hi = s.int_range or (0, 10)
-            out[s.name] = rng.integers(lo, hi, size=shape).astype(dt)
-        elif dt.kind == "b":
-            out[s.name] = rng.integers(0, 2, size=shape).astype(bool)
-        else:
-            out[s.name] = rng.standard_normal(shape).astype(dt)
-    return out
+        if s.dtype == "string":
+            raise InputError(f"input {s.name!r} takes strings: pass --inputs with sample texts")
+    return {s.name: _draw(s, (batch, *check_dims(s, shapes, max_length, second)), rng) for s in specs}

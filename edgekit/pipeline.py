@@ -18,7 +18,7 @@ import numpy as np
 
 from edgekit import errors
 from edgekit.converters import DEFAULT_OPSET, FORMATS, parse_formats
-from edgekit.feeds import bind, load_arrays, random_feeds
+from edgekit.feeds import bind, describe_distribution, load_arrays, random_feeds
 from edgekit.fsutil import STAGING_PREFIX, move_into_place, remove_path, sha256_of, size_of
 from edgekit.models.source import ModelSource, detect
 from edgekit.runtimes import RUNTIMES, unavailable_reason
@@ -200,6 +200,11 @@ def convert(
 
     t_start = time.perf_counter()
     source = detect(model, unsafe=unsafe, custom_objects=custom_objects)
+    if shapes:
+        import dataclasses
+
+        # a subclassed model is traced on these shapes (where it records none of its own)
+        source = dataclasses.replace(source, shapes={k: list(v) for k, v in shapes.items()})
     check_memory(source)
     fmts = formats if isinstance(formats, list) else parse_formats(formats)
     recipes = (parse_modes(quantize, "tflite", io_dtype, None, calibration_samples)
@@ -274,6 +279,10 @@ class _Run:
         self.golden_reference: Comparison | None = None
         self.profiles: list[Any] = []
         self.device_workers: Any = None
+        self.feeds2: dict[str, np.ndarray] | None = None  # a second check size, for open dimensions
+        self.reference2: dict[str, np.ndarray] | None = None
+        self.check_shapes: dict[str, list[int]] = {}
+        self.float_tflite: str | None = None
 
     def _tf(self, func: str, *args: Any, tag: str, **kw: Any) -> Any:
         return self.pool.tf.call(f"edgekit.tasks:{func}", self.source.to_json(), *args,
@@ -314,10 +323,16 @@ class _Run:
             feeds_info: dict[str, Any] = {"source": label, "batch": int(next(iter(feeds.values())).shape[0])}
         else:
             o = self.opts
-            feeds = random_feeds(spec.inputs, batch=o.batch_size, seed=o.seed, shapes=o.shapes)
+            feeds = random_feeds(spec.inputs, batch=o.batch_size, seed=o.seed, shapes=o.shapes, max_length=spec.max_length)
             feeds_info = {"source": "random", "seed": o.seed, "batch": o.batch_size,
-                          "distribution": "standard normal floats; integers uniform in each input's range"}
+                          "distribution": {s.name: describe_distribution(s) for s in spec.inputs}}
+            if any(s.variable_dims and s.name not in o.shapes for s in spec.inputs):
+                # a second size proves that artifacts keeping open dimensions really do
+                self.feeds2 = random_feeds(spec.inputs, batch=o.batch_size, seed=o.seed, shapes=o.shapes,
+                                           max_length=spec.max_length, second=True)
+                feeds_info["second_shapes"] = {k: list(v.shape) for k, v in self.feeds2.items()}
         feeds_info["shapes"] = {k: list(v.shape) for k, v in feeds.items()}
+        self.check_shapes = {s.name: list(feeds[s.name].shape[1:]) for s in spec.inputs if s.variable_dims}
         if self.source.built_by_code:
             # Code-built models start from random weights: pin them so that a worker restarted
             # after a crash rebuilds the very model every artifact of this run comes from.
@@ -325,6 +340,8 @@ class _Run:
             self.source = ModelSource(**self._tf("snapshot_weights", snap, tag="snapshot"))
         self.say(f"reference: {self.source.display} on {feeds_info['source']} inputs, batch {feeds_info['batch']}")
         reference, ref_latency = self._tf("reference", feeds, self.opts.repeats, tag="reference")
+        if self.feeds2 is not None:
+            self.reference2, _ = self._tf("reference", self.feeds2, 0, tag="reference:second-size")
         if self.golden is not None:
             self.golden_reference = compare(self.golden, reference,
                                             tolerances_for("float32", spec, self.opts.atol, self.opts.rtol))
@@ -388,7 +405,7 @@ class _Run:
             lock.close()
         return result
 
-    def _export(self, job: Job, staged: Path) -> dict[str, Any]:
+    def _export(self, job: Job, staged: Path, path: str = "") -> dict[str, Any]:
         """Produce ``staged`` for ``job`` (TFLite and float formats in the TensorFlow worker,
         ONNX quantization in the runtime worker from a float ONNX of the same model)."""
         recipe = job.recipe
@@ -401,10 +418,11 @@ class _Run:
             return self.pool.rt.call("edgekit.quantize.onnx_quant:quantize", self.float_onnx, str(staged),
                                      recipe.to_json(), cal, timeout=self.opts.timeout, tag=f"export:{job.label}")
         if job.format == "onnx":
-            options: dict[str, Any] = {"opset": self.opts.opset}
+            options: dict[str, Any] = {"opset": self.opts.opset, "path": path or None, "tflite_file": self.float_tflite,
+                                       "check_shapes": self.check_shapes}
         elif job.format == "tflite":
             options = {"recipe": recipe.to_json() if recipe else None, "calibration": cal,
-                       "saved_model_dir": self.float_saved_model}
+                       "saved_model_dir": self.float_saved_model, "check_shapes": self.check_shapes}
         else:
             options = {}
         return self._tf("export", job.format, str(staged), options, self.scratch, tag=f"export:{job.label}",
@@ -412,30 +430,64 @@ class _Run:
 
     def _one(self, job: Job, prefix: str, spec: ModelSpec, feeds: dict[str, np.ndarray],
              reference: dict[str, np.ndarray], staging: Path) -> ArtifactResult:
+        """One row: the format's export paths tried in order until one yields an artifact
+        that passes its check (most formats have one path)."""
+        paths = FORMATS[job.format].paths if job.recipe is None else ("",)
+        tried: list[str] = []
+        for i, path in enumerate(paths):
+            row, staged = self._attempt(job, prefix, spec, feeds, reference, staging, path)
+            if row.status in (PASS, SKIPPED) or i == len(paths) - 1:
+                break
+            tried.append(f"{path} ({row.stage or 'convert'}: {row.error})")
+            self.say(f"{prefix}: the {path} path failed; trying {paths[i + 1]}")
+        if len(paths) > 1:
+            row.meta["export_path"] = path
+        if tried:
+            row.meta["paths_tried"] = tried
+            if row.status == PASS:
+                row.notes.append(f"produced by the {path} path; earlier paths failed: {'; '.join(tried)}")
+            else:
+                row.error = f"{row.error}; earlier paths failed: {'; '.join(tried)}"
+        if staged is not None:
+            self.staged.append((job, row, staged))
+            if job.recipe is None and job.format == "onnx":
+                self.float_onnx = str(staged)
+            if job.recipe is None and job.format in ("saved_model", "tflite") and row.status == PASS:
+                # checked: TFLite may convert from the SavedModel, ONNX from the TFLite file
+                setattr(self, f"float_{job.format}", str(staged))
+            self.say(f"{prefix}: {row.status}" + (f" ({row.error})" if row.error else ""))
+        return row
+
+    def _attempt(self, job: Job, prefix: str, spec: ModelSpec, feeds: dict[str, np.ndarray],
+                 reference: dict[str, np.ndarray], staging: Path, path: str) -> tuple[ArtifactResult, Path | None]:
         info = FORMATS[job.format]
         row = ArtifactResult(job.format, job.filename, job.recipe, runtime=job.runtime,
                              tolerances=tolerances_for(job.policy, spec, self.opts.atol, self.opts.rtol))
         if info.needs_keras_architecture and self.source.kind == "saved_model":
             row.status, row.error = SKIPPED, "input is a SavedModel, which holds no Keras architecture"
             self.say(f"{prefix}: skipped ({row.error})")
-            return row
+            return row, None
         missing = unavailable_reason(job.runtime)
         if missing:
             row.status, row.stage, row.error = ERROR, "run", f"runtime {job.runtime} unavailable: {missing}"
             self.say(f"{prefix}: {row.error}")
-            return row
+            return row, None
         staged = staging / job.filename
-        self.say(f"{prefix}: converting")
+        self.say(f"{prefix}: converting" + (f" ({path})" if path else ""))
         try:
-            row.meta = self._export(job, staged)
+            row.meta = self._export(job, staged, path)
             row.convert_s = row.meta.pop("convert_s", None)
             row.notes.extend(row.meta.pop("notes", []))
         except errors.WriteFailure:
             raise  # out of space or not writable: stop the run, leave the earlier output as it is
         except errors.EdgekitError as exc:
             row.status, row.stage, row.error = ERROR, "convert", str(exc).replace(str(staging), str(self.out))
-            self.say(f"{prefix}: conversion failed: {exc}")
-            return row
+            if job.format == "h5":
+                # legacy HDF5 cannot represent every Keras 3 model: not applicable, not a failure
+                row.status, row.stage = SKIPPED, ""
+                row.error = f"legacy HDF5 cannot hold this model ({row.error}); ship model.keras"
+            self.say(f"{prefix}: conversion failed: {row.error}")
+            return row, None
         if job.recipe and job.recipe.needs_calibration and self.calibration and not self.calibration.meaningful:
             row.notes.append("calibrated on random data: its accuracy is NOT meaningful")
         if job.format == "tflite" and self.opts.target_runtime is not None:
@@ -448,11 +500,13 @@ class _Run:
                 row.status, row.stage = ERROR, "compat"
                 row.error = f"would not run on {t['runtime']} {t['version']}: {'; '.join(bad)}"
                 self.say(f"{prefix}: {row.error}")
-                return row  # not published: the file is unusable where it is meant to run
+                return row, None  # not published: the file is unusable where it is meant to run
             row.notes.append(f"every operator version runs on {t['runtime']} {t['version']}")
         self.say(f"{prefix}: running in {job.runtime}")
         worker = self.pool.tf if RUNTIMES[job.runtime].worker == "tf" else self.pool.rt
-        run_opts = {"unsafe": True} if (self.source.unsafe and worker is self.pool.tf) else {}
+        run_opts: dict[str, Any] = {"unsafe": True} if (self.source.unsafe and worker is self.pool.tf) else {}
+        if worker is self.pool.tf and spec.custom_classes:
+            run_opts["custom_classes"] = list(spec.custom_classes)
         try:
             res = worker.call("edgekit.tasks:run_artifact", job.runtime, str(staged), feeds, self.opts.repeats,
                               run_opts, timeout=self.opts.timeout, tag=f"run:{job.label}")
@@ -474,15 +528,31 @@ class _Run:
             row.status = PASS if row.comparison else MISMATCH
             if not row.comparison:
                 row.stage, row.error = "compare", "; ".join(row.comparison.failures())
+            elif self.feeds2 is not None and not row.meta.get("fixed_shapes"):
+                self._second_size(job, row, worker, staged, run_opts)
+            row.notes.extend(res.get("notes", []))
             if self.eval is not None:
                 self._judge_task(row, ev["outputs"][spec.output_names[0]])
-        self.staged.append((job, row, staged))
-        if job.recipe is None and job.format == "onnx":
-            self.float_onnx = str(staged)
-        if job.recipe is None and job.format == "saved_model" and row.status == PASS:
-            self.float_saved_model = str(staged)  # checked: TFLite may convert from it
-        self.say(f"{prefix}: {row.status}" + (f" ({row.error})" if row.error else ""))
-        return row
+        return row, staged
+
+    def _second_size(self, job: Job, row: ArtifactResult, worker: Any, staged: Path, run_opts: dict[str, Any]) -> None:
+        """Run an artifact that keeps open dimensions at the second check size too."""
+        assert self.feeds2 is not None and self.reference2 is not None
+        shapes = {k: list(v.shape) for k, v in self.feeds2.items()}
+        try:
+            res = worker.call("edgekit.tasks:run_artifact", job.runtime, str(staged), self.feeds2, 0, run_opts,
+                              timeout=self.opts.timeout, tag=f"run:{job.label}:second-size")
+        except errors.WriteFailure:
+            raise
+        except errors.EdgekitError as exc:
+            row.status, row.stage = MISMATCH, "second size"
+            row.error = f"does not run at the second check size {shapes}: {exc}"
+            return
+        comp = compare(self.reference2, res["outputs"], row.tolerances)
+        row.meta["second_size"] = {"shapes": shapes, "passed": bool(comp), "max_abs": comp.max_abs}
+        if not comp:
+            row.status, row.stage = MISMATCH, "second size"
+            row.error = f"at the second check size {shapes}: " + "; ".join(comp.failures())
 
     def _on_device(self, prof: Any, job: Job, prefix: str, staged: Path, feeds: dict[str, np.ndarray],
                    reference: dict[str, np.ndarray], host_out: dict[str, np.ndarray], row: ArtifactResult) -> dict[str, Any]:

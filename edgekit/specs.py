@@ -17,20 +17,29 @@ class TensorSpec:
     shape: tuple[int | None, ...]
     dtype: str
     int_range: tuple[int, int] | None = None
+    role: str | None = None  # "tokens", "mask", "segments", "image" or None: how to synthesize it
+    value_range: tuple[float, float] | None = None  # floats the model expects (from preprocessing layers)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["shape"] = list(self.shape)
-        if self.int_range is None:
-            d.pop("int_range")
-        else:
-            d["int_range"] = list(self.int_range)
+        for k in ("int_range", "role", "value_range"):
+            if d[k] is None:
+                d.pop(k)
+            elif isinstance(d[k], tuple):
+                d[k] = list(d[k])
         return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "TensorSpec":
-        rng = d.get("int_range")
-        return cls(d["name"], tuple(d["shape"]), d["dtype"], tuple(rng) if rng else None)
+        rng, vr = d.get("int_range"), d.get("value_range")
+        return cls(d["name"], tuple(d["shape"]), d["dtype"], tuple(rng) if rng else None, d.get("role"),
+                   tuple(vr) if vr else None)
+
+    @property
+    def variable_dims(self) -> bool:
+        """Whether a dimension after the batch is unknown (a variable length or image size)."""
+        return any(d is None for d in self.shape[1:])
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,8 @@ class ModelSpec:
     param_count: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
     layers: tuple[str, ...] = field(default_factory=tuple)
+    max_length: int | None = None  # the longest sequence the model declares (max_sequence_length)
+    custom_classes: tuple[str, ...] = field(default_factory=tuple)  # "module:Name" not Keras' own
 
     @property
     def input_names(self) -> list[str]:
@@ -64,6 +75,8 @@ class ModelSpec:
             "param_count": self.param_count,
             "notes": list(self.notes),
             "layers": list(self.layers),
+            "max_length": self.max_length,
+            "custom_classes": list(self.custom_classes),
         }
 
     @classmethod
@@ -77,4 +90,6 @@ class ModelSpec:
             param_count=d.get("param_count", 0),
             notes=tuple(d.get("notes", ())),
             layers=tuple(d.get("layers", ())),
+            max_length=d.get("max_length"),
+            custom_classes=tuple(d.get("custom_classes", ())),
         )

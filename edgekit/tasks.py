@@ -31,10 +31,15 @@ def _context(source: Mapping[str, Any]) -> Any:
     key = repr(sorted(source.items()))
     if _STATE.get("key") != key:
         _STATE.clear()
+        import dataclasses
+
         model = keras_io.load(source)
+        model, note = keras_io.functional_view(model, source.get("shapes"))
         if source.get("weights"):
-            model.load_weights(source["weights"])
+            model.load_weights(source["weights"])  # saved from the very model in use here
         spec = keras_io.model_spec(model, source["kind"])
+        if note:
+            spec = dataclasses.replace(spec, notes=(*spec.notes, note))
         _STATE["key"] = key
         _STATE["ctx"] = ExportContext(model, spec)
     return _STATE["ctx"]

@@ -172,29 +172,45 @@ def _layer_name(t: Any) -> str:
     return t.name
 
 
-def io_names(model: Any) -> tuple[list[str], list[str]]:
-    """Input and output names: the names of the Keras layers that make them, made unique."""
-    if isinstance(model, SavedModelSignature):
-        return list(model.input_names), list(model.output_names)
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        if n in seen:
+            seen[n] += 1
+            out.append(f"{n}_{seen[n]}")
+        else:
+            seen[n] = 0
+            out.append(n)
+    return out
+
+
+def _named(struct: Any, tensors: list[Any]) -> list[tuple[str, Any]]:
+    """(name, tensor) pairs: a dict structure's own keys (keras-hub backbones take and return
+    dicts), else the names of the layers that make the tensors."""
+    if isinstance(struct, dict) and all(isinstance(k, str) for k in struct):
+        return list(struct.items())
+    return list(zip(_unique([_layer_name(t) for t in tensors]), tensors))
+
+
+def io_tensors(model: Any) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
+    """The model's inputs and outputs as (name, symbolic tensor) pairs, in declared order."""
     if not getattr(model, "inputs", None):
         raise InputError(
-            "the model has no defined inputs (a subclassed model never called on keras.Input): "
-            "wrap it in a Functional model or build it with an Input layer"
+            "the model has no defined inputs (a subclassed model that was never built): build it with "
+            "model.build(shape) or call it once before saving, or pass --shape NAME=D1,D2,..."
         )
+    return (_named(getattr(model, "_inputs_struct", None), list(model.inputs)),
+            _named(getattr(model, "_outputs_struct", None), list(model.outputs)))
 
-    def unique(names: list[str]) -> list[str]:
-        seen: dict[str, int] = {}
-        out = []
-        for n in names:
-            if n in seen:
-                seen[n] += 1
-                out.append(f"{n}_{seen[n]}")
-            else:
-                seen[n] = 0
-                out.append(n)
-        return out
 
-    return unique([_layer_name(t) for t in model.inputs]), unique([_layer_name(t) for t in model.outputs])
+def io_names(model: Any) -> tuple[list[str], list[str]]:
+    """Input and output names: dict keys where the model takes or returns a dict, else the
+    names of the Keras layers that make them, made unique."""
+    if isinstance(model, SavedModelSignature):
+        return list(model.input_names), list(model.output_names)
+    ins, outs = io_tensors(model)
+    return [n for n, _ in ins], [n for n, _ in outs]
 
 
 def _all_layers(model: Any) -> list[Any]:
@@ -221,18 +237,12 @@ def model_spec(model: Any, source_format: str) -> ModelSpec:
             param_count=model.count_params(),
             notes=("input is a SavedModel: no Keras architecture to export as .keras/.h5/weights",),
         )
-    in_names, out_names = io_names(model)
+    from edgekit.models.inputs import describe_inputs, declared_length
+
+    ins, outs = io_tensors(model)
     layers = _all_layers(model)
-    vocab = [getattr(l, "input_dim", None) for l in layers if type(l).__name__ == "Embedding"]
-    vocab = [v for v in vocab if v]
-    inputs = []
-    for name, t in zip(in_names, model.inputs):
-        dtype = str(t.dtype)
-        rng = None
-        if np.issubdtype(np.dtype(dtype), np.integer):
-            rng = (0, int(min(vocab))) if vocab else (0, 10)
-        inputs.append(TensorSpec(name, tuple(t.shape), dtype, rng))
-    outputs = [TensorSpec(n, tuple(t.shape), str(t.dtype)) for n, t in zip(out_names, model.outputs)]
+    inputs = describe_inputs(model, ins)
+    outputs = [TensorSpec(n, tuple(t.shape), str(t.dtype)) for n, t in outs]
     has_rnn = any(type(l).__name__ in RNN_CLASSES for l in layers)
     return ModelSpec(
         inputs=tuple(inputs),
@@ -242,7 +252,38 @@ def model_spec(model: Any, source_format: str) -> ModelSpec:
         layer_count=len(layers),
         param_count=int(model.count_params()),
         layers=tuple(dict.fromkeys(layer.name for layer in layers)),
+        max_length=declared_length(model, layers),
+        custom_classes=tuple(custom_classes(model, layers)),
     )
+
+
+def custom_classes(model: Any, layers: list[Any]) -> list[str]:
+    """``module:Name`` of every class in the model that is not Keras' own (keras-hub's,
+    the user's): legacy HDF5 reloads find them only when named."""
+    found = []
+    for obj in [model, *layers]:
+        cls = type(obj)
+        if not cls.__module__.startswith("keras.") and cls.__module__ != "keras":
+            found.append(f"{cls.__module__}:{cls.__qualname__}")
+    return list(dict.fromkeys(found))
+
+
+def resolve_classes(names: list[str]) -> dict[str, Any]:
+    """``{"ViTBackbone": class}`` for ``custom_classes`` names importable in this process."""
+    import importlib
+
+    out: dict[str, Any] = {}
+    for item in names:
+        module, _, qual = item.partition(":")
+        try:
+            mod = sys.modules.get(module) or importlib.import_module(module)
+            obj = mod
+            for part in qual.split("."):
+                obj = getattr(obj, part)
+        except Exception:  # noqa: BLE001 - a class we cannot find is reported by Keras' own error
+            continue
+        out[qual.rsplit(".", 1)[-1]] = obj
+    return out
 
 
 def _as_list(out: Any, out_names: list[str]) -> list[Any]:
@@ -256,9 +297,17 @@ def _as_list(out: Any, out_names: list[str]) -> list[Any]:
 
 
 def call_symbolic(model: Any, feeds: Mapping[str, Any], in_names: list[str], out_names: list[str]) -> dict[str, Any]:
-    """``model(x, training=False)`` with inputs bound by name; works on tensors and arrays."""
-    args = [feeds[n] for n in in_names]
-    out = model(args if len(args) > 1 else args[0], training=False)
+    """``model(x, training=False)`` with inputs bound by name; works on tensors and arrays.
+
+    A model that takes a dict is called with a dict keyed by input name (Keras 3 flattens
+    a list in sorted-key order, which fails or silently misbinds for other key orders)."""
+    struct = getattr(model, "_inputs_struct", None)
+    if isinstance(struct, dict) and set(struct) == set(in_names):
+        arg: Any = {n: feeds[n] for n in in_names}
+    else:
+        args = [feeds[n] for n in in_names]
+        arg = args if len(args) > 1 else args[0]
+    out = model(arg, training=False)
     return dict(zip(out_names, _as_list(out, out_names)))
 
 
@@ -269,14 +318,48 @@ def call(model: Any, feeds: Mapping[str, np.ndarray], in_names: list[str] | None
     return {n: np.asarray(v) for n, v in call_symbolic(model, feeds, in_names, out_names).items()}
 
 
-def unrolled(model: Any) -> Any:
-    """A copy of ``model`` with every LSTM/GRU/SimpleRNN unrolled, same weights.
+def functional_view(model: Any, shapes: Mapping[str, tuple[int, ...]] | None = None) -> tuple[Any, str | None]:
+    """A subclassed model as a Functional graph of its ``call`` (every exporter needs named
+    symbolic inputs). Its input shape comes from the model's build config, else ``shapes``
+    (``--shape``). Returns the model unchanged when it already has Functional inputs."""
+    import inspect
 
-    TFLite's builtin ops cannot express Keras 3's recurrent loop (TensorList ops need Flex);
-    an unrolled graph is builtins-only and keeps a dynamic batch. Needs a fixed sequence length.
-    """
     import keras
 
+    if getattr(model, "inputs", None) or isinstance(model, SavedModelSignature):
+        return model, None
+    try:
+        params = [p for p in inspect.signature(model.call).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    name = params[0].name if params else "inputs"
+    shape = None
+    if shapes and name in shapes:
+        shape = tuple(shapes[name])
+    elif shapes and len(shapes) == 1:
+        name, shape = next(iter(shapes.items()))
+    else:
+        build = (model.get_build_config() or {}) if getattr(model, "built", False) else {}
+        given = build.get("input_shape")
+        if isinstance(given, (list, tuple)) and given and all(d is None or isinstance(d, int) for d in given):
+            shape = tuple(given[1:])
+    if shape is None:
+        raise InputError(
+            f"subclassed model {type(model).__name__} has no recorded input shape: pass --shape {name}=D1,D2,... "
+            "(dimensions after the batch)"
+        )
+    try:
+        inp = keras.Input(shape=shape, name=name)
+        wrapped = keras.Model(inp, model(inp), name=model.name)
+    except Exception as exc:  # noqa: BLE001 - user code
+        raise InputError(f"could not trace subclassed model {type(model).__name__} on input {name} "
+                         f"{(None, *shape)}: {_first_line(exc)}") from None
+    return wrapped, f"subclassed {type(model).__name__} traced on input '{name}' {(None, *shape)}"
+
+
+def has_variable_rnn(model: Any) -> bool:
+    """Whether a recurrent layer sees a variable sequence length (unrolling needs a fixed one)."""
     for layer in _all_layers(model):
         if type(layer).__name__ in RNN_CLASSES:
             try:
@@ -284,10 +367,28 @@ def unrolled(model: Any) -> Any:
             except Exception:  # noqa: BLE001 - wrapped layers (Bidirectional) have no graph input
                 shape = None
             if shape is not None and len(shape) >= 2 and shape[1] is None:
-                raise ConversionError(
-                    f"{type(layer).__name__} layer '{layer.name}' has a variable sequence length: TFLite builtin ops "
-                    "need a fixed one; rebuild the model with a fixed-length Input"
-                )
+                return True
+    return False
+
+
+def unrolled(model: Any, shapes: Mapping[str, tuple[int, ...]] | None = None) -> Any:
+    """A copy of ``model`` with every LSTM/GRU/SimpleRNN unrolled, same weights.
+
+    TFLite's builtin ops cannot express Keras 3's recurrent loop (TensorList ops need Flex);
+    an unrolled graph is builtins-only and keeps a dynamic batch. It needs a fixed sequence
+    length: a model with a variable one is rebuilt on inputs of ``shapes`` (per input name,
+    dimensions after the batch).
+    """
+    import keras
+
+    input_tensors = None
+    if has_variable_rnn(model):
+        if not shapes:
+            raise ConversionError("recurrent layers with a variable sequence length need a fixed length to unroll")
+        ins, _ = io_tensors(model)
+        input_tensors = [keras.Input(shape=tuple(shapes[n]), dtype=t.dtype, name=n) for n, t in ins]
+        if len(input_tensors) == 1:
+            input_tensors = input_tensors[0]
 
     def fix(cfg: Any) -> None:
         if isinstance(cfg, dict):
@@ -307,7 +408,7 @@ def unrolled(model: Any) -> Any:
         return layer.__class__.from_config(cfg)
 
     try:
-        copy = keras.models.clone_model(model, clone_function=clone)
+        copy = keras.models.clone_model(model, input_tensors=input_tensors, clone_function=clone)
         copy.set_weights(model.get_weights())
     except ConversionError:
         raise

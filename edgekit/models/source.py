@@ -36,10 +36,11 @@ class ModelSource:
     unsafe: bool = False
     weights: str | None = None  # snapshot of a built model's weights (builder/builtin kinds)
     custom_objects: str | None = None  # a module the user named to define custom classes
+    shapes: dict[str, list[int]] | None = None  # --shape: how to trace a subclassed model's call
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("weights", "custom_objects"):
+        for k in ("weights", "custom_objects", "shapes"):
             if d[k] is None:
                 d.pop(k)
         return d

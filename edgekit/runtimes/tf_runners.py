@@ -51,7 +51,7 @@ class KerasFileRunner(Runner):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                self._model = keras.saving.load_model(self.path, compile=False,
+                self._model = keras.saving.load_model(self.path, compile=False, custom_objects=self._custom(),
                                                       safe_mode=not self.options.get("unsafe"))
             except Exception as exc:  # noqa: BLE001
                 hint = ""
@@ -59,6 +59,13 @@ class KerasFileRunner(Runner):
                     hint = " (legacy HDF5 cannot represent every Keras 3 model, e.g. keras.ops calls in a functional graph; ship model.keras)"
                 raise RuntimeFailure(f"Keras could not reload {self.path}: {_line(exc)}{hint}") from None
         self._names = io_names(self._model)
+
+    def _custom(self) -> dict[str, object]:
+        """The classes the original model used that are not Keras' own (keras-hub's, the
+        user's): legacy HDF5 stores bare class names that only these resolve."""
+        from edgekit.models.keras_io import resolve_classes
+
+        return resolve_classes(list(self.options.get("custom_classes", [])))
 
     def _io(self) -> tuple[list[str], list[str]]:
         self.load()
@@ -86,6 +93,6 @@ class KerasWeightsRunner(KerasFileRunner):
         from keras.src.saving.serialization_lib import SafeModeScope
 
         with SafeModeScope(not self.options.get("unsafe")):
-            self._model = keras.models.model_from_json(arch.read_text())
+            self._model = keras.models.model_from_json(arch.read_text(), custom_objects=self._custom())
         self._model.load_weights(self.path)
         self._names = io_names(self._model)

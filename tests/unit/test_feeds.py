@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from edgekit.errors import InputError
-from edgekit.feeds import bind, load_arrays, parse_shapes, random_feeds
+from edgekit.feeds import DEFAULT_IMAGE_SIZE, DEFAULT_LENGTH, MAX_CHECK_LENGTH, describe_distribution, bind, load_arrays, parse_shapes, random_feeds
 from edgekit.specs import TensorSpec
 
 IMG = TensorSpec("image", (None, 4, 4, 3), "float32")
@@ -72,12 +72,37 @@ def test_random_feeds_are_seeded_and_respect_ranges():
     assert not np.array_equal(a["image"], random_feeds((IMG,), batch=3, seed=8)["image"])
 
 
-def test_unknown_dims_need_shape():
+def test_open_dims_get_documented_check_sizes():
     seq = TensorSpec("seq", (None, None, 8), "float32")
-    with pytest.raises(InputError, match="--shape seq="):
-        random_feeds((seq,))
+    assert random_feeds((seq,))["seq"].shape == (2, DEFAULT_LENGTH, 8)
+    assert random_feeds((seq,), second=True)["seq"].shape == (2, DEFAULT_LENGTH // 2, 8)
+    assert random_feeds((seq,), max_length=10)["seq"].shape == (2, 10, 8)  # never past the declared maximum
+    assert random_feeds((seq,), max_length=4096)["seq"].shape == (2, MAX_CHECK_LENGTH, 8)
+    img = TensorSpec("img", (None, None, None, 3), "float32")
+    assert random_feeds((img,))["img"].shape == (2, DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE, 3)
     assert random_feeds((seq,), shapes=parse_shapes(["seq=12,8"]))["seq"].shape == (2, 12, 8)
     with pytest.raises(InputError, match="does not fit"):
         random_feeds((seq,), shapes={"seq": (12, 9)})
     with pytest.raises(InputError, match="NAME=D1"):
         parse_shapes(["seq12"])
+
+
+def test_text_inputs_are_valid_for_the_model():
+    tok = TensorSpec("token_ids", (None, None), "int32", (0, 1000), "tokens")
+    seg = TensorSpec("segment_ids", (None, None), "int32", (0, 2), "segments")
+    mask = TensorSpec("padding_mask", (None, None), "int32", (0, 2), "mask")
+    f = random_feeds((tok, seg, mask), batch=64, seed=3)
+    assert f["token_ids"].max() > 900 and f["token_ids"].min() >= 0  # the whole vocabulary, not [0, 10)
+    assert set(np.unique(f["segment_ids"])) == {0, 1}
+    m = f["padding_mask"]
+    assert m[0].all()  # row 0 is unpadded
+    # every row is ones, then zeros: never a one after a zero
+    assert all(np.all(np.diff(row) <= 0) and row[0] == 1 for row in m)
+    assert 0 < m.mean() < 1
+
+
+def test_pixels_behind_rescaling_are_drawn_in_its_range():
+    img = TensorSpec("image", (None, 8, 8, 3), "float32", role="scaled", value_range=(0.0, 255.0))
+    a = random_feeds((img,), batch=4)["image"]
+    assert a.min() >= 0 and a.max() <= 255 and a.max() > 200
+    assert "0, 255" in describe_distribution(img)
