@@ -283,6 +283,8 @@ class _Run:
         self.reference2: dict[str, np.ndarray] | None = None
         self.check_shapes: dict[str, list[int]] = {}
         self.float_tflite: str | None = None
+        self.text_reference: dict[str, np.ndarray] | None = None
+        self.run_files: dict[str, bytes] = {}  # written beside the artifacts (preprocessing.json)
 
     def _tf(self, func: str, *args: Any, tag: str, **kw: Any) -> Any:
         return self.pool.tf.call(f"edgekit.tasks:{func}", self.source.to_json(), *args,
@@ -318,7 +320,10 @@ class _Run:
             n = min(CHECK_SAMPLES, int(next(iter(src.values())).shape[0]))
             arrays = {k: v[:n] for k, v in src.items()}
             label = f"{n} samples of " + ("--eval-data" if self.eval is not None else "--calibration") + " data"
-        if arrays is not None:
+        text = self._text_feeds(spec, arrays, label) if spec.preprocessing else None
+        if text is not None:
+            feeds, feeds_info = text
+        elif arrays is not None:
             feeds = bind(arrays, spec.inputs)
             feeds_info: dict[str, Any] = {"source": label, "batch": int(next(iter(feeds.values())).shape[0])}
         else:
@@ -342,6 +347,8 @@ class _Run:
         reference, ref_latency = self._tf("reference", feeds, self.opts.repeats, tag="reference")
         if self.feeds2 is not None:
             self.reference2, _ = self._tf("reference", self.feeds2, 0, tag="reference:second-size")
+        if self.text_reference is not None:
+            reference = self.text_reference  # the whole model, strings in: what the exported pair must match
         if self.golden is not None:
             self.golden_reference = compare(self.golden, reference,
                                             tolerances_for("float32", spec, self.opts.atol, self.opts.rtol))
@@ -404,6 +411,41 @@ class _Run:
             remove_path(staging)
             lock.close()
         return result
+
+    def _text_feeds(self, spec: ModelSpec, arrays: Mapping[str, np.ndarray] | None,
+                    label: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+        """Check inputs for a model whose string inputs feed TextVectorization layers: sample
+        texts (or the user's) tokenized by ``edgekit.text`` in numpy, and as the reference the
+        whole Keras model on the same texts. None when the tokenizer cannot stand in."""
+        import json
+
+        from edgekit.text import FILENAME, TextVectorizer, sample_texts
+
+        vecs = [TextVectorizer.from_json(p) for p in spec.preprocessing if "vocabulary" in p]
+        if not vecs or len(vecs) != len(spec.preprocessing):
+            return None
+        given = {k: [str(x) for x in np.asarray(v).ravel()] for k, v in (arrays or {}).items()
+                 if np.asarray(v).dtype.kind in "USO"}
+        batch = len(next(iter(given.values()))) if given else max(self.opts.batch_size, 8)
+        texts = {v.input: given.get(v.input) or sample_texts(v, batch, self.opts.seed) for v in vecs}
+        feeds = {v.feeds: v(texts[v.input]) for v in vecs}
+        others = [s for s in spec.inputs if s.name not in feeds]
+        rest = (bind({k: a for k, a in (arrays or {}).items() if k not in given}, tuple(others)) if arrays and others
+                else random_feeds(tuple(others), batch=batch, seed=self.opts.seed) if others else {})
+        feeds.update(rest)
+        ref, keras_ids = self._tf("string_reference", texts, rest, tag="reference:text")
+        for v in vecs:
+            bad = int(np.sum(np.any(keras_ids[v.feeds] != feeds[v.feeds], axis=1)))
+            if keras_ids[v.feeds].shape != feeds[v.feeds].shape or bad:
+                self.say(f"{v.layer}: the numpy tokenizer differs from the Keras layer on {bad} of {batch} texts: "
+                         "the artifacts are checked on token ids only")
+                return None
+        self.text_reference = ref
+        self.run_files[FILENAME] = json.dumps({"inputs": [v.to_json() for v in vecs]}, indent=1).encode()
+        info = {"source": ("given texts" if given else f"{batch} sample texts from the vocabulary") + " (through "
+                + ", ".join(v.layer for v in vecs) + ")", "batch": batch, "texts": texts,
+                "preprocessing": {"file": FILENAME, "tokenizer_matches_keras": True}}
+        return feeds, info
 
     def _export(self, job: Job, staged: Path, path: str = "") -> dict[str, Any]:
         """Produce ``staged`` for ``job`` (TFLite and float formats in the TensorFlow worker,
@@ -638,6 +680,9 @@ class _Run:
         files it does not match; the caller puts the new manifest in place last.
         """
         remove_path(self.out / "manifest.json")
+        for name, data in self.run_files.items():
+            (staging / name).write_bytes(data)
+            move_into_place(staging / name, self.out / name)
         for job, row, staged in self.staged:
             for e in FORMATS[job.format].extra_files:
                 if job.recipe is None and (staging / e).exists():

@@ -56,6 +56,8 @@ class ModelSpec:
     layers: tuple[str, ...] = field(default_factory=tuple)
     max_length: int | None = None  # the longest sequence the model declares (max_sequence_length)
     custom_classes: tuple[str, ...] = field(default_factory=tuple)  # "module:Name" not Keras' own
+    # string inputs handled outside the artifacts (edgekit.text), one dict per string input
+    preprocessing: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
     @property
     def input_names(self) -> list[str]:
@@ -77,6 +79,7 @@ class ModelSpec:
             "layers": list(self.layers),
             "max_length": self.max_length,
             "custom_classes": list(self.custom_classes),
+            "preprocessing": list(self.preprocessing),
         }
 
     @classmethod
@@ -92,4 +95,5 @@ class ModelSpec:
             layers=tuple(d.get("layers", ())),
             max_length=d.get("max_length"),
             custom_classes=tuple(d.get("custom_classes", ())),
+            preprocessing=tuple(d.get("preprocessing", ())),
         )

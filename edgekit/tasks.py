@@ -37,9 +37,11 @@ def _context(source: Mapping[str, Any]) -> Any:
         model, note = keras_io.functional_view(model, source.get("shapes"))
         if source.get("weights"):
             model.load_weights(source["weights"])  # saved from the very model in use here
+        _STATE["string_model"] = model
+        model, preps, string_note = keras_io.split_string_preprocessing(model)
         spec = keras_io.model_spec(model, source["kind"])
-        if note:
-            spec = dataclasses.replace(spec, notes=(*spec.notes, note))
+        notes = tuple(n for n in (note, string_note) if n)
+        spec = dataclasses.replace(spec, notes=(*spec.notes, *notes), preprocessing=tuple(preps))
         _STATE["key"] = key
         _STATE["ctx"] = ExportContext(model, spec)
     return _STATE["ctx"]
@@ -54,7 +56,7 @@ def snapshot_weights(source: Mapping[str, Any], path: str) -> dict[str, Any]:
     """Save the weights of a model built by code (random initial weights) so that a worker
     restarted after a crash rebuilds exactly the same model; returns the new source."""
     ctx = _context(source)
-    ctx.model.save_weights(path)
+    _STATE.get("string_model", ctx.model).save_weights(path)  # the model as loaded, before any split
     new = {**source, "weights": path}
     _STATE["key"] = repr(sorted(new.items()))
     return new
@@ -68,6 +70,16 @@ def reference(source: Mapping[str, Any], feeds: Mapping[str, np.ndarray], repeat
     ctx = _context(source)
     with _host_cpu():
         return time_calls(lambda: call(ctx.model, feeds, ctx.spec.input_names, ctx.spec.output_names), repeats)
+
+
+def string_reference(source: Mapping[str, Any], texts: Mapping[str, list[str]],
+                     others: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The full model, string layers included, on sample texts; and the layers' token ids."""
+    from edgekit.models.keras_io import string_reference as run
+
+    _context(source)
+    with _host_cpu():
+        return run(_STATE["string_model"], texts, others)
 
 
 def export(source: Mapping[str, Any], fmt: str, path: str, options: Mapping[str, Any], workdir: str) -> dict[str, Any]:

@@ -34,6 +34,31 @@ def read_inputs(path: str, predictor: Any) -> tuple[dict[str, np.ndarray], str]:
     return arrays, ""
 
 
+def read_texts(artifact: str, texts: list[str], path: str | None) -> tuple[dict[str, np.ndarray], str]:
+    """Token ids for an artifact whose model took strings: ``texts`` (--text) or a .txt file
+    (one text a line) or a .json list, tokenized by the preprocessing.json beside it."""
+    from edgekit import text
+
+    vecs = text.load(artifact)
+    if not vecs:
+        raise InputError(f"no {text.FILENAME} beside {artifact}: this artifact takes numbers, pass --input arrays")
+    if len(vecs) != 1:
+        raise InputError(f"{text.FILENAME} describes {len(vecs)} text inputs; --text feeds one: pass --input arrays")
+    if path:
+        raw = Path(path).read_text(encoding="utf-8")
+        if path.endswith(".json"):
+            data = json.loads(raw)
+            if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
+                raise InputError(f"{path}: expected a JSON list of strings")
+            texts = data
+        else:
+            texts = [ln for ln in raw.splitlines() if ln.strip()]
+    if not texts:
+        raise InputError("no text given")
+    vec = vecs[0]
+    return {vec.feeds: vec(texts)}, f"{len(texts)} text(s) tokenized for {vec.feeds} ({vec.layer}, {text.FILENAME})"
+
+
 def read_image(p: Path, predictor: Any) -> tuple[dict[str, np.ndarray], str]:
     """One image as a batch of 1, resized to the model's (H, W, C) input, scaled to [0, 1]."""
     try:
@@ -74,22 +99,30 @@ def topk_lines(name: str, a: np.ndarray, k: int) -> list[str]:
 
 @click.command()
 @click.argument("artifact", type=click.Path(dir_okay=False))
-@click.option("--input", "-i", "input_path", required=True, metavar="FILE",
-              help="Inputs: .npz (one array per input name), .npy (one input) or an image (.png/.jpg).")
+@click.option("--input", "-i", "input_path", default=None, metavar="FILE",
+              help="Inputs: .npz (one array per input name), .npy (one input), an image (.png/.jpg), or for a "
+                   "model that took strings a .txt (one text a line) or .json list of texts.")
+@click.option("--text", "texts", multiple=True, metavar="TEXT",
+              help="A text for a model that took strings (repeatable); tokenized by preprocessing.json.")
 @click.option("--output", "-o", "output_path", default=None, metavar="FILE.npz",
               help="Write the outputs (and NAME_classes for classifier outputs) to an .npz.")
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 1000), help="Classes shown per row.")
 @click.option("--threads", default=None, type=click.IntRange(1, 256), help="Interpreter threads.")
 @click.option("--no-xnnpack", is_flag=True, help="TFLite: run the builtin kernels without the XNNPACK delegate.")
 @click.option("--raw", is_flag=True, help="Quantized models: take and return raw integers (no (de)quantization).")
-def run(artifact: str, input_path: str, output_path: str | None, top_k: int, threads: int | None,
-        no_xnnpack: bool, raw: bool) -> None:
+def run(artifact: str, input_path: str | None, texts: tuple[str, ...], output_path: str | None, top_k: int,
+        threads: int | None, no_xnnpack: bool, raw: bool) -> None:
     """Run ARTIFACT (.tflite or .onnx) on inputs and print its outputs."""
     from edgekit.fsutil import atomic_write_bytes
     from edgekit.runtime import load
 
+    if not input_path and not texts:
+        raise click.UsageError("pass --input FILE (or --text for a model that took strings)")
     pred = load(artifact, threads=threads, xnnpack=not no_xnnpack, raw_io=raw)
-    arrays, note = read_inputs(input_path, pred)
+    if texts or (input_path and Path(input_path).suffix.lower() in (".txt", ".json")):
+        arrays, note = read_texts(artifact, list(texts), None if texts else input_path)
+    else:
+        arrays, note = read_inputs(input_path, pred)
     if note:
         click.echo(note, err=True)
     out = pred.predict(arrays)

@@ -318,6 +318,80 @@ def call(model: Any, feeds: Mapping[str, np.ndarray], in_names: list[str] | None
     return {n: np.asarray(v) for n, v in call_symbolic(model, feeds, in_names, out_names).items()}
 
 
+def split_string_preprocessing(model: Any) -> tuple[Any, list[dict[str, Any]], str | None]:
+    """A model whose string inputs each feed one ``TextVectorization`` layer, as the numeric
+    model after those layers (TFLite and ONNX builtins take no strings) plus each layer's
+    settings for ``edgekit.text.TextVectorizer`` (``None`` where it cannot be reproduced)."""
+    import keras
+
+    from edgekit.models.inputs import _consumers
+    from edgekit.text import TextVectorizer, unsupported
+
+    if isinstance(model, SavedModelSignature) or not getattr(model, "inputs", None):
+        return model, [], None
+    ins, outs = io_tensors(model)
+    if not any(str(t.dtype) == "string" for _, t in ins):
+        return model, [], None
+    consumers = _consumers(model)
+    cut, names, preps, notes = [], [], [], []
+    for name, t in ins:
+        if str(t.dtype) != "string":
+            cut.append(t)
+            names.append(name)
+            continue
+        users = consumers.get(id(t), [])
+        if len(users) != 1 or type(users[0][0]).__name__ != "TextVectorization":
+            kinds = sorted({type(op).__name__ for op, _ in users}) or ["nothing"]
+            raise InputError(
+                f"input {name!r} takes strings and feeds {', '.join(kinds)}: edgekit exports the numeric model after "
+                "one TextVectorization layer per string input; export the model without its string preprocessing"
+            )
+        layer, node = users[0]
+        cfg = layer.get_config()
+        out_t = node.output_tensors[0]
+        cut.append(out_t)
+        names.append(layer.name)
+        bad = unsupported(cfg)
+        if bad:
+            notes.append(f"{layer.name}: {', '.join(bad)} cannot be reproduced outside TensorFlow; "
+                         f"the artifacts take its token ids ({layer.name})")
+            preps.append({"input": name, "feeds": layer.name, "unsupported": bad})
+            continue
+        vec = TextVectorizer(name, layer.name, layer.name, tuple(str(v) for v in layer.get_vocabulary()),
+                             cfg.get("standardize"), cfg.get("split"), cfg.get("output_sequence_length"),
+                             str(out_t.dtype))
+        preps.append(vec.to_json())
+    try:
+        # outputs keyed by the model's own output names: a nested model would rename them
+        tail = keras.Model(cut, {n: t for n, t in outs})
+        fresh = [keras.Input(shape=tuple(t.shape[1:]), dtype=t.dtype, name=n) for n, t in zip(names, cut)]
+        numeric = keras.Model(fresh, tail(fresh if len(fresh) > 1 else fresh[0]), name=model.name)
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"could not separate the string preprocessing from the model: {_first_line(exc)}") from None
+    note = ("string preprocessing (" + ", ".join(p["feeds"] for p in preps) + ") runs outside the artifacts: "
+            "they take token ids; preprocessing.json holds the vocabulary and settings")
+    return numeric, preps, "; ".join([note, *notes])
+
+
+def string_reference(model: Any, texts: Mapping[str, list[str]],
+                     others: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The full model (string layers included) on ``texts``, and each TextVectorization
+    layer's own token ids for them (to check the numpy tokenizer exactly)."""
+    from edgekit.models.inputs import _consumers
+
+    ins, _ = io_tensors(model)
+    consumers = _consumers(model)
+    feeds: dict[str, Any] = dict(others)
+    ids = {}
+    for name, t in ins:
+        if name in texts:
+            arr = np.asarray(texts[name], dtype=object)
+            feeds[name] = arr.reshape((-1,) + (1,) * (len(t.shape) - 1))
+            layer = consumers[id(t)][0][0]
+            ids[layer.name] = np.asarray(layer(feeds[name]))
+    return call(model, feeds), ids
+
+
 def functional_view(model: Any, shapes: Mapping[str, tuple[int, ...]] | None = None) -> tuple[Any, str | None]:
     """A subclassed model as a Functional graph of its ``call`` (every exporter needs named
     symbolic inputs). Its input shape comes from the model's build config, else ``shapes``
