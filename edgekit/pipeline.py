@@ -525,9 +525,7 @@ class _Run:
         except errors.EdgekitError as exc:
             row.status, row.stage, row.error = ERROR, "convert", str(exc).replace(str(staging), str(self.out))
             if job.format == "h5":
-                # legacy HDF5 cannot represent every Keras 3 model: not applicable, not a failure
-                row.status, row.stage = SKIPPED, ""
-                row.error = f"legacy HDF5 cannot hold this model ({row.error}); ship model.keras"
+                return self._h5_not_applicable(row, prefix), None
             self.say(f"{prefix}: conversion failed: {row.error}")
             return row, None
         if job.recipe and job.recipe.needs_calibration and self.calibration and not self.calibration.meaningful:
@@ -560,6 +558,8 @@ class _Run:
         except errors.EdgekitError as exc:
             # name the file where the user will find it, not its staging path
             row.status, row.stage, row.error = ERROR, "run", str(exc).replace(str(staging), str(self.out))
+            if job.format == "h5":
+                return self._h5_not_applicable(row, prefix), None
         else:
             row.latency = res["latency"]
             row.comparison = compare(reference, res["outputs"], row.tolerances)
@@ -576,6 +576,14 @@ class _Run:
             if self.eval is not None:
                 self._judge_task(row, ev["outputs"][spec.output_names[0]])
         return row, staged
+
+    def _h5_not_applicable(self, row: ArtifactResult, prefix: str) -> ArtifactResult:
+        """Legacy HDF5 cannot represent every Keras 3 model (keras.ops calls in a graph, some
+        registered classes): a file Keras cannot write or read back is n/a, not a failure."""
+        row.status, row.stage = SKIPPED, ""
+        row.error = f"legacy HDF5 cannot hold this model ({row.error}); ship model.keras"
+        self.say(f"{prefix}: n/a ({row.error})")
+        return row
 
     def _second_size(self, job: Job, row: ArtifactResult, worker: Any, staged: Path, run_opts: dict[str, Any]) -> None:
         """Run an artifact that keeps open dimensions at the second check size too."""
@@ -595,6 +603,8 @@ class _Run:
         if not comp:
             row.status, row.stage = MISMATCH, "second size"
             row.error = f"at the second check size {shapes}: " + "; ".join(comp.failures())
+        else:
+            row.notes.append(f"keeps open dimensions: also agrees at {shapes} (max|d| {comp.max_abs:.2g})")
 
     def _on_device(self, prof: Any, job: Job, prefix: str, staged: Path, feeds: dict[str, np.ndarray],
                    reference: dict[str, np.ndarray], host_out: dict[str, np.ndarray], row: ArtifactResult) -> dict[str, Any]:

@@ -116,3 +116,15 @@ def save_small_models(out: str) -> dict[str, str]:
     h = keras.layers.Dense(16, activation="relu")(x)
     keras.Model(x, keras.layers.Dense(3, activation="softmax", name="probs")(h)).save(d / "tabular.keras")
     return {p.name: str(p) for p in d.iterdir()}
+
+
+def text_model_outputs(zoo_path: str, texts: list[str]):
+    """The zoo's string-input model, built as edgekit builds it (same seed), on ``texts``."""
+    import keras
+    import numpy as np
+
+    from edgekit.models.keras_io import BUILD_SEED, _import_file
+
+    keras.utils.set_random_seed(BUILD_SEED)
+    model = _import_file(zoo_path, "builder module").text_classifier()
+    return np.asarray(model(np.asarray(texts, dtype=object).reshape(-1, 1)))

@@ -83,6 +83,10 @@ def render(result: "ConvertResult") -> str:
         f"float criterion: max|d| <= atol + rtol x max|ref| per output; max rel = max|d| / max|ref|; "
         f"quantized: SNR and top-1 against the float model"
     )
+    if n_in.get("second_shapes"):
+        dims = lambda m: ", ".join(f"{k} {tuple(v)}" for k, v in m.items())  # noqa: E731
+        out += (f"\ncheck sizes for open dimensions: {dims(n_in['shapes'])}; artifacts that keep them are "
+                f"checked again at {dims(n_in['second_shapes'])}")
     if result.calibration:
         cal = result.calibration
         out += f"\ncalibration: {cal['description']}" + ("" if cal["meaningful"] else " -- quantized results are NOT meaningful")
