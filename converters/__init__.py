@@ -40,7 +40,7 @@ FORMATS: dict[str, FormatInfo] = {
                    "litert", "float32", "TFLite float32, builtin ops only"),
         FormatInfo("onnx", "model.onnx", "edgekit.converters.onnx:OnnxExporter",
                    "onnxruntime", "float32", "ONNX, dynamic batch named 'batch'",
-                   paths=("tf2onnx", "tf2onnx-from-tflite", "keras-export")),
+                   paths=("tf2onnx", "tf2onnx-from-tflite", "keras-export", "tf2onnx-fixed-batch")),
     ]
 }
 

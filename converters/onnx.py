@@ -48,7 +48,38 @@ def _erfc_as_one_minus_erf(ctx: Any, node: Any, name: str, args: Any) -> Any:
     return node
 
 
+def _tflite_gelu(ctx: Any, node: Any, name: str, args: Any) -> Any:
+    """TFLite's fused GELU (``TFL_GELU``, what the TFLite converter makes of Keras' gelu) has
+    no tf2onnx conversion; write it out in ONNX ops: exact 0.5*x*(1 + erf(x/sqrt 2)), or the
+    tanh approximation 0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715 x^3)))."""
+    import numpy as np
+    from tf2onnx import utils
+
+    dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.output[0]))
+    approximate = bool(node.get_attr_value("approximate", False))
+
+    def const(v: float) -> str:
+        return ctx.make_const(utils.make_name("gelu_c"), np.array(v, dtype=dtype)).output[0]
+
+    def op(kind: str, *inputs: str) -> str:
+        return ctx.make_node(kind, list(inputs)).output[0]
+
+    x = node.input[0]
+    if approximate:
+        inner = op("Mul", op("Add", x, op("Mul", op("Mul", op("Mul", x, x), x), const(0.044715))),
+                   const(float(np.sqrt(2.0 / np.pi))))
+        gate = op("Add", op("Tanh", inner), const(1.0))
+    else:
+        gate = op("Add", op("Erf", op("Div", x, const(float(np.sqrt(2.0))))), const(1.0))
+    node.type = "Mul"
+    for key in list(node.attr):
+        del node.attr[key]
+    ctx.replace_inputs(node, [op("Mul", x, const(0.5)), gate])
+    return node
+
+
 CUSTOM_OP_HANDLERS = {"Erfc": (_erfc_as_one_minus_erf, [])}
+TFLITE_OP_HANDLERS = {"TFL_GELU": (_tflite_gelu, [])}
 
 
 def _without_captured_constants(fn: Any, in_names: list[str], out_names: list[str], sig: list[Any]) -> Any:
@@ -111,7 +142,7 @@ def _from_tflite(ctx: ExportContext, tflite_path: str, opset: int) -> Any:
     functions, some attention layouts)."""
     import tf2onnx
 
-    proto, _ = tf2onnx.convert.from_tflite(tflite_path, opset=opset)
+    proto, _ = tf2onnx.convert.from_tflite(tflite_path, opset=opset, custom_op_handlers=TFLITE_OP_HANDLERS)
     rename_io(proto, _tflite_signature_names(tflite_path))
     return proto
 
@@ -121,16 +152,24 @@ def _from_keras_export(ctx: ExportContext, workdir: str, opset: int) -> Any:
 
     out = Path(workdir) / "keras_export.onnx"
     ctx.model.export(str(out), format="onnx", opset_version=opset, verbose=False)
-    return onnx.load(str(out))
+    proto = onnx.load(str(out))
+    g = proto.graph
+    if len(g.input) == len(ctx.spec.inputs) == 1 and len(g.output) == len(ctx.spec.outputs) == 1:
+        # Keras names a single input/output after its internal tensors: name them as the model does
+        rename_io(proto, {g.input[0].name: ctx.spec.input_names[0], g.output[0].name: ctx.spec.output_names[0]})
+    return proto
 
 
-def _from_function(ctx: ExportContext, opset: int) -> Any:
+def _from_function(ctx: ExportContext, opset: int, batch: int | None = None) -> Any:
+    """tf2onnx from a ``tf.function`` of the model. With ``batch``, the whole signature is
+    static: tf2onnx mis-converts some graphs' shape arithmetic on a dynamic batch (MiT /
+    SegFormer attention: a MatMul ONNX Runtime rejects), and folds it correctly when static."""
     import tensorflow as tf
     import tf2onnx
 
     from edgekit.converters.saved_model import input_signature, serving_fn
 
-    sig = input_signature(ctx.spec)
+    sig = input_signature(ctx.spec, None, batch)
     fn = tf.function(serving_fn(ctx.model, ctx.spec), input_signature=sig, autograph=False)
     fn = _without_captured_constants(fn, ctx.spec.input_names, ctx.spec.output_names, sig)
     proto, _ = tf2onnx.convert.from_function(fn, input_signature=sig, opset=opset,
@@ -145,7 +184,7 @@ PATHS = FORMATS["onnx"].paths
 
 class OnnxExporter(Exporter):
     name = "onnx"
-    allowed_options = frozenset({"opset", "path", "tflite_file", "check_shapes"})
+    allowed_options = frozenset({"opset", "path", "tflite_file", "check_shapes", "check_batch"})
 
     def _write(self, ctx: ExportContext, path: Path, options: dict[str, Any]) -> dict[str, Any]:
         import onnx
@@ -161,6 +200,10 @@ class OnnxExporter(Exporter):
                 proto = _from_tflite(ctx, self._tflite_file(ctx, options), opset)
             elif route == "keras-export":
                 proto = _from_keras_export(ctx, ctx.cache.get("workdir") or str(path.parent), opset)
+            elif route == "tf2onnx-fixed-batch":
+                if any(s.variable_dims for s in ctx.spec.inputs):
+                    raise ConversionError("a fixed batch needs every other dimension fixed too")
+                proto = _from_function(ctx, opset, int(options.get("check_batch") or 1))
             else:
                 raise ConversionError(f"unknown ONNX export path {route!r}; choose from {', '.join(PATHS)}")
         except ConversionError:
@@ -170,7 +213,11 @@ class OnnxExporter(Exporter):
         name_batch_dim(proto)
         self._check_graph(ctx, proto, opset)
         atomic_write_bytes(path, proto.SerializeToString())
-        return {"opset": opset, "ops": sorted({n.op_type for n in proto.graph.node}), "export_path": route}
+        meta: dict[str, Any] = {"opset": opset, "ops": sorted({n.op_type for n in proto.graph.node}), "export_path": route}
+        if route == "tf2onnx-fixed-batch":
+            meta["notes"] = [f"exported with a fixed batch of {options.get('check_batch') or 1}: tf2onnx mis-converts "
+                             "this graph with a dynamic batch; choose it with --batch-size"]
+        return meta
 
     @staticmethod
     def _tflite_file(ctx: ExportContext, options: dict[str, Any]) -> str:

@@ -24,13 +24,13 @@ def serving_fn(model: Any, spec: ModelSpec) -> Any:
     return fn
 
 
-def input_signature(spec: ModelSpec, shapes: Any = None) -> list[Any]:
-    """Signature of named inputs with a dynamic batch; ``shapes`` (per input name, the
-    dimensions after the batch) fixes what the model leaves open."""
+def input_signature(spec: ModelSpec, shapes: Any = None, batch: int | None = None) -> list[Any]:
+    """Signature of named inputs with a dynamic batch (or ``batch``); ``shapes`` (per input
+    name, the dimensions after the batch) fixes what the model leaves open."""
     import tensorflow as tf
 
     shapes = shapes or {}
-    return [tf.TensorSpec([None] + list(shapes.get(s.name, s.shape[1:])), tf.as_dtype(s.dtype), name=s.name)
+    return [tf.TensorSpec([batch] + list(shapes.get(s.name, s.shape[1:])), tf.as_dtype(s.dtype), name=s.name)
             for s in spec.inputs]
 
 

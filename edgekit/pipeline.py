@@ -282,6 +282,7 @@ class _Run:
         self.feeds2: dict[str, np.ndarray] | None = None  # a second check size, for open dimensions
         self.reference2: dict[str, np.ndarray] | None = None
         self.check_shapes: dict[str, list[int]] = {}
+        self.check_batch = 1
         self.float_tflite: str | None = None
         self.text_reference: dict[str, np.ndarray] | None = None
         self.run_files: dict[str, bytes] = {}  # written beside the artifacts (preprocessing.json)
@@ -338,6 +339,7 @@ class _Run:
                 feeds_info["second_shapes"] = {k: list(v.shape) for k, v in self.feeds2.items()}
         feeds_info["shapes"] = {k: list(v.shape) for k, v in feeds.items()}
         self.check_shapes = {s.name: list(feeds[s.name].shape[1:]) for s in spec.inputs if s.variable_dims}
+        self.check_batch = int(next(iter(feeds.values())).shape[0])
         if self.source.built_by_code:
             # Code-built models start from random weights: pin them so that a worker restarted
             # after a crash rebuilds the very model every artifact of this run comes from.
@@ -461,7 +463,7 @@ class _Run:
                                      recipe.to_json(), cal, timeout=self.opts.timeout, tag=f"export:{job.label}")
         if job.format == "onnx":
             options: dict[str, Any] = {"opset": self.opts.opset, "path": path or None, "tflite_file": self.float_tflite,
-                                       "check_shapes": self.check_shapes}
+                                       "check_shapes": self.check_shapes, "check_batch": self.check_batch}
         elif job.format == "tflite":
             options = {"recipe": recipe.to_json() if recipe else None, "calibration": cal,
                        "saved_model_dir": self.float_saved_model, "check_shapes": self.check_shapes}
@@ -545,8 +547,10 @@ class _Run:
         self.say(f"{prefix}: running in {job.runtime}")
         worker = self.pool.tf if RUNTIMES[job.runtime].worker == "tf" else self.pool.rt
         run_opts: dict[str, Any] = {"unsafe": True} if (self.source.unsafe and worker is self.pool.tf) else {}
-        if worker is self.pool.tf and spec.custom_classes:
-            run_opts["custom_classes"] = list(spec.custom_classes)
+        if worker is self.pool.tf and job.format in ("keras", "h5", "weights"):
+            run_opts["expect_names"] = [spec.input_names, spec.output_names]
+            if spec.custom_classes:
+                run_opts["custom_classes"] = list(spec.custom_classes)
         try:
             res = worker.call("edgekit.tasks:run_artifact", job.runtime, str(staged), feeds, self.opts.repeats,
                               run_opts, timeout=self.opts.timeout, tag=f"run:{job.label}")

@@ -99,4 +99,5 @@ def run_artifact(runtime: str, path: str, feeds: Mapping[str, np.ndarray], repea
 
     with _host_cpu(), runner_class(runtime)(path, **dict(options or {})) as r:
         outputs, stats = r.timed(feeds, repeats)
-        return {"outputs": outputs, "latency": stats, "input_names": r.input_names(), "output_names": r.output_names()}
+        return {"outputs": outputs, "latency": stats, "input_names": r.input_names(), "output_names": r.output_names(),
+                "notes": list(getattr(r, "notes", []))}

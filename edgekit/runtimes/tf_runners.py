@@ -69,12 +69,32 @@ class KerasFileRunner(Runner):
 
     def _io(self) -> tuple[list[str], list[str]]:
         self.load()
-        return self._names
+        return self._expected()
+
+    def _expected(self) -> tuple[list[str], list[str]]:
+        """The names the model had before it was saved (``expect_names``) where the reloaded
+        one only renamed them: Keras gives unnamed inputs and prefixed layers new automatic
+        names on reload (``input_layer`` -> ``input_layer_1``). The architecture is the same,
+        so the declared order binds them; the row says so."""
+        want = self.options.get("expect_names")
+        got_in, got_out = self._names
+        if not want:
+            return got_in, got_out
+        w_in, w_out = list(want[0]), list(want[1])
+        same = lambda a, b: a == b or (len(a) == len(b) and sorted(a) != sorted(b))  # noqa: E731
+        if not (same(got_in, w_in) and same(got_out, w_out)) or (got_in, got_out) == (w_in, w_out):
+            return got_in, got_out
+        self.notes = [f"the reloaded model renamed its inputs/outputs ({', '.join(got_in + got_out)}); "
+                      f"bound in declared order to {', '.join(w_in + w_out)}"]
+        return w_in, w_out
 
     def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from edgekit.models.keras_io import call
 
-        return call(self._model, feeds, *self._names)
+        got_in, got_out = self._names
+        w_in, w_out = self._expected()
+        out = call(self._model, {g: feeds[w] for g, w in zip(got_in, w_in)}, got_in, got_out)
+        return {w: out[g] for g, w in zip(got_out, w_out)}
 
 
 class KerasWeightsRunner(KerasFileRunner):
