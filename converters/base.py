@@ -46,7 +46,16 @@ class Exporter:
 
 def first_line(exc: BaseException) -> str:
     """The most informative single line of a converter's (often multi-line) error."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    import re
+
+    text = str(exc)
+    select = re.search(r"TF Select ops: ([^\n]+)", text)
+    missing = sorted(set(re.findall(r"'(tf\.[A-Za-z0-9_]+)' op is neither a custom op nor a flex op", text)))
+    if select or missing:
+        ops = select.group(1).strip() if select else ", ".join(m[3:] for m in missing)
+        return (f"TFLite builtins cannot express TensorFlow op(s) {ops}: they need Flex (TF Select) ops, which "
+                "LiteRT without the Flex delegate cannot run")[:400]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for ln in lines:
         if "error:" in ln:
             return ln[ln.index("error:"):][:400]
