@@ -200,11 +200,15 @@ def convert(
 
     t_start = time.perf_counter()
     source = detect(model, unsafe=unsafe, custom_objects=custom_objects)
-    if shapes:
+    trace = dict(shapes or {})
+    if not trace and inputs:
+        # the given arrays tell how to trace a subclassed model that recorded no build shape
+        trace = {k: tuple(v.shape[1:]) for k, v in load_arrays(inputs).items()}
+    if trace:
         import dataclasses
 
         # a subclassed model is traced on these shapes (where it records none of its own)
-        source = dataclasses.replace(source, shapes={k: list(v) for k, v in shapes.items()})
+        source = dataclasses.replace(source, shapes={k: list(v) for k, v in trace.items()})
     check_memory(source)
     fmts = formats if isinstance(formats, list) else parse_formats(formats)
     recipes = (parse_modes(quantize, "tflite", io_dtype, None, calibration_samples)

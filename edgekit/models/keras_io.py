@@ -412,7 +412,8 @@ def functional_view(model: Any, shapes: Mapping[str, tuple[int, ...]] | None = N
     if shapes and name in shapes:
         shape = tuple(shapes[name])
     elif shapes and len(shapes) == 1:
-        name, shape = next(iter(shapes.items()))
+        given_name, shape = next(iter(shapes.items()))
+        name = given_name or name  # a single .npy has no name: call's argument names the input
     else:
         build = (model.get_build_config() or {}) if getattr(model, "built", False) else {}
         given = build.get("input_shape")

@@ -130,6 +130,19 @@ def test_bert_backbone_gets_valid_inputs_and_keeps_open_lengths(pool, tmp_path):
         assert row.meta["second_size"]["shapes"]["token_ids"] == [2, field_zoo.SEQ // 2]
 
 
+def test_inputs_behind_preprocessing_layers_are_drawn_in_their_range(pool, tmp_path):
+    result = _convert("rescaled_cnn", tmp_path / "a", pool, formats="tflite")
+    _assert_all_pass(result)
+    (px,) = result.spec.inputs
+    assert px.role == "scaled" and px.value_range == (0.0, 255.0)
+    assert result.feeds["pixels"].min() >= 0 and result.feeds["pixels"].max() > 200
+    assert "[0, 255]" in result.feeds_info["distribution"]["pixels"]
+    result = _convert("normalized_mlp", tmp_path / "b", pool, formats="tflite")
+    (f,) = result.spec.inputs
+    assert f.role == "scaled" and f.value_range == (-9.0, 110.0)  # mean -/+ 2 std over the channels
+    assert result.feeds["features"].max() > 50
+
+
 SLOW_ALL_FORMATS = ["bert", "gpt2", "vit", "resnet"]
 
 
