@@ -19,6 +19,18 @@ from edgekit.errors import EXIT_USAGE, EdgekitError
 _T0 = time.perf_counter()
 
 
+def _needs_converter(command: str, target: str | None = None) -> None:
+    """One line instead of a worker's import failure when the ``convert`` extra is absent.
+
+    ``target``: an artifact that LiteRT or ONNX Runtime runs needs no converter.
+    """
+    if target is not None and Path(target).suffix in (".tflite", ".onnx"):
+        return
+    from edgekit.extras import require_converter
+
+    require_converter(command)
+
+
 def _progress(quiet: bool) -> Any:
     def say(msg: str) -> None:
         if not quiet:
@@ -85,6 +97,7 @@ def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: s
     is compared with the model's own: an output passes when
     max|artifact - model| <= atol + rtol * max|model output|.
     """
+    _needs_converter("convert")
     from edgekit.feeds import parse_shapes
     from edgekit.pipeline import convert as run_convert, parse_tolerance_overrides
     from edgekit.report.matrix import render
@@ -169,6 +182,7 @@ _with_quant_options(convert)
 def quantize_cmd(model: str, out_dir: str, formats: str, inputs: str | None, batch_size: int, seed: int,
                  unsafe: bool, timeout: float, quiet: bool, **quant: Any) -> None:
     """Quantize MODEL only (default: TFLite dynamic, float16 and int8) and show what each mode costs."""
+    _needs_converter("quantize")
     from edgekit.pipeline import convert as run_convert
     from edgekit.report.matrix import render
 
@@ -199,6 +213,7 @@ def demo(out_dir: str, epochs: int, seed: int, quiet: bool) -> None:
     to 28x28 for the 784-input MLP). The test images are the check inputs, so top-1
     agreement between the model and each artifact is measured on real data.
     """
+    _needs_converter("demo")
     from pathlib import Path
 
     from edgekit.models.digits import load_digits
@@ -240,6 +255,7 @@ def models_cmd(ctx: click.Context) -> None:
 @click.argument("name")
 def models_show(name: str) -> None:
     """Print NAME's Keras summary: layers, output shapes, parameter counts."""
+    _needs_converter("models show")
     from edgekit.errors import InputError
     from edgekit.models.zoo import BUILDERS
     from edgekit.worker import default_pool
@@ -289,6 +305,7 @@ def train_cmd(recipe: str | None, es_patience: int | None, rl_patience: int | No
               **flags: Any) -> None:
     """Train a model as the user guide does, with Keras; writes model.keras, history.json and
     history.png, and scores the held-out test split."""
+    _needs_converter("train")
     from edgekit.errors import InputError
     from edgekit.train import config_from, run_training
 
@@ -326,6 +343,7 @@ def evaluate_cmd(target: str, data: str, as_json: bool) -> None:
 
     Metrics are computed the same way for every artifact: accuracy, loss, AUC, precision,
     recall for classifiers; MAE and MSE otherwise."""
+    _needs_converter("evaluate", None if data == "digits" else target)
     import json as _json
 
     from edgekit.evaluate import evaluate
@@ -347,6 +365,7 @@ def evaluate_cmd(target: str, data: str, as_json: bool) -> None:
 @click.option("--out", "out_path", required=True, metavar="FILE.npz")
 def predict_cmd(artifact: str, data: str, out_path: str) -> None:
     """Write ARTIFACT's raw outputs on --data to an .npz (and NAME_classes for classifiers)."""
+    _needs_converter("predict", artifact)
     import io
 
     import numpy as np
@@ -390,6 +409,7 @@ def debug_quant_cmd(model: str, calibration: str | None, calibration_samples: in
                     fmt: str, as_json: bool, unsafe: bool, quiet: bool) -> None:
     """Per-layer error of MODEL's int8 TFLite model (layers named as in Keras, worst first),
     and which layers to keep in float so int8 passes. Exit 3 if even that fails."""
+    _needs_converter("debug-quant")
     import json
 
     from edgekit.quantize.explain import debug_quant, render, require_calibration
