@@ -141,7 +141,7 @@ def predict(artifact: str, data: str, pool: WorkerPool | None = None) -> dict[st
     pool = pool or default_pool()
     path = Path(artifact)
     specs = input_specs(path, pool)
-    outs = run(path, bind(load_arrays(data), specs, source="--data"), pool)
+    outs = run(path, bind(load_arrays(data), specs, source="--inputs"), pool)
     res = dict(outs)
     for name, a in outs.items():
         if a.ndim == 2 and a.shape[1] > 1:

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from edgekit import __version__
+from edgekit.cli.options import aliased
 from edgekit.errors import EXIT_USAGE, EdgekitError
 
 _T0 = time.perf_counter()
@@ -52,6 +53,8 @@ def cli() -> None:
 
 
 FORMATS_HELP = "saved_model, keras, h5, weights, tflite, onnx"
+UNSAFE_HELP = "Allow models whose loading runs stored code (Lambda layers)."
+QUIET_HELP = "No progress lines."
 
 
 @cli.command()
@@ -61,7 +64,7 @@ FORMATS_HELP = "saved_model, keras, h5, weights, tflite, onnx"
 @click.option("--to", "formats", default=None, metavar="LIST",
               help=f"Comma-separated formats to export (default: all of {FORMATS_HELP}).")
 @click.option("--opset", default=17, show_default=True, type=int, help="ONNX opset.")
-@click.option("--inputs", default=None, metavar="FILE",
+@click.option("--inputs", "-i", default=None, metavar="FILE",
               help="Inputs to check with: .npz with one array per input name (or .npy for one input). "
                    "Default: seeded random inputs.")
 @click.option("--batch-size", default=2, show_default=True, type=int, help="Batch size of random inputs.")
@@ -72,7 +75,7 @@ FORMATS_HELP = "saved_model, keras, h5, weights, tflite, onnx"
               help="Absolute tolerance for every output, or for one named output; repeatable.")
 @click.option("--rtol", multiple=True, metavar="[OUTPUT=]X",
               help="Tolerance relative to the output's magnitude (max|ref|); repeatable.")
-@click.option("--unsafe", is_flag=True, help="Allow models whose loading runs stored code (Lambda layers).")
+@click.option("--unsafe", is_flag=True, help=UNSAFE_HELP)
 @click.option("--custom-objects", default=None, metavar="MODULE.py",
               help="Python module defining the model's custom layers (imported before loading; a dict "
                    "CUSTOM_OBJECTS in it is passed to Keras). The only way edgekit runs code for a model file.")
@@ -170,15 +173,17 @@ _with_quant_options(convert)
 
 @cli.command("quantize")
 @click.argument("model", metavar="MODEL")
-@click.option("--out", "-o", "out_dir", default="edgekit-quant", show_default=True, metavar="DIR")
+@click.option("--out", "-o", "out_dir", default="edgekit-quant", show_default=True, metavar="DIR",
+              help="Output directory for the artifacts and manifest.json.")
 @click.option("--to", "formats", default="tflite", show_default=True, metavar="LIST",
               help="Float artifacts made alongside, as the size and accuracy reference.")
-@click.option("--inputs", default=None, metavar="FILE", help="Inputs to compare on (default: random).")
-@click.option("--batch-size", default=8, show_default=True, type=int)
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--unsafe", is_flag=True)
-@click.option("--timeout", default=600.0, show_default=True, type=float, metavar="SECONDS")
-@click.option("--quiet", "-q", is_flag=True)
+@click.option("--inputs", "-i", default=None, metavar="FILE", help="Inputs to compare on (default: random).")
+@click.option("--batch-size", default=8, show_default=True, type=int, help="Batch size of random inputs.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of random inputs.")
+@click.option("--unsafe", is_flag=True, help=UNSAFE_HELP)
+@click.option("--timeout", default=600.0, show_default=True, type=float, metavar="SECONDS",
+              help="Limit for each conversion and each runtime check.")
+@click.option("--quiet", "-q", is_flag=True, help=QUIET_HELP)
 def quantize_cmd(model: str, out_dir: str, formats: str, inputs: str | None, batch_size: int, seed: int,
                  unsafe: bool, timeout: float, quiet: bool, **quant: Any) -> None:
     """Quantize MODEL only (default: TFLite dynamic, float16 and int8) and show what each mode costs."""
@@ -203,8 +208,8 @@ _with_quant_options(quantize_cmd)
 @cli.command()
 @click.option("--out", "-o", "out_dir", default="edgekit-demo", show_default=True, metavar="DIR",
               help="Where the trained model and its artifacts go.")
-@click.option("--epochs", default=5, show_default=True, type=click.IntRange(1, 500))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--epochs", default=5, show_default=True, type=click.IntRange(1, 500), help="Training epochs.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the data split and the weights.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines; only the matrix.")
 def demo(out_dir: str, epochs: int, seed: int, quiet: bool) -> None:
     """Train the guide's MLP on the built-in digits, then convert and check it.
@@ -285,7 +290,7 @@ def models_show(name: str) -> None:
 @click.option("--batch-size", default=None, type=int, help="[default: 32]")
 @click.option("--validation-split", default=None, type=float, help="[default: 0.1]")
 @click.option("--test-split", default=None, type=float, help="Held out before training, scored at the end.  [default: 0.2]")
-@click.option("--seed", default=None, type=int)
+@click.option("--seed", default=None, type=int, help="Seed of the data split, the weights and shuffling.  [default: 0]")
 @click.option("--loop", default=None, type=click.Choice(["fit", "custom"]),
               help="fit, or custom: an explicit tf.GradientTape step.  [default: fit]")
 @click.option("--clip-norm", default=None, type=float, help="Clip gradients to this global norm.")
@@ -293,13 +298,14 @@ def models_show(name: str) -> None:
               help="Stop after PATIENCE epochs without improvement of --monitor (best weights restored).")
 @click.option("--reduce-lr", "rl_patience", default=None, type=int, metavar="PATIENCE",
               help="Multiply the learning rate by --lr-factor after PATIENCE epochs without improvement.")
-@click.option("--lr-factor", default=0.5, show_default=True, type=float)
-@click.option("--min-lr", default=1e-6, show_default=True, type=float)
+@click.option("--lr-factor", default=0.5, show_default=True, type=float, help="--reduce-lr's multiplier.")
+@click.option("--min-lr", default=1e-6, show_default=True, type=float, help="--reduce-lr's lower bound.")
 @click.option("--monitor", default="val_loss", show_default=True, help="Quantity the callbacks watch.")
 @click.option("--checkpoint", is_flag=True, help="Save the best model (by --monitor) as best.keras.")
 @click.option("--stop-at", default=None, metavar="METRIC=VALUE", help="Stop when a metric reaches a value (e.g. val_accuracy=0.97).")
-@click.option("--out", "-o", "out_dir", default="edgekit-train", show_default=True, metavar="DIR")
-@click.option("--quiet", "-q", is_flag=True)
+@click.option("--out", "-o", "out_dir", default="edgekit-train", show_default=True, metavar="DIR",
+              help="Where model.keras, history.json and history.png go.")
+@click.option("--quiet", "-q", is_flag=True, help=QUIET_HELP)
 def train_cmd(recipe: str | None, es_patience: int | None, rl_patience: int | None, lr_factor: float, min_lr: float,
               monitor: str, checkpoint: bool, stop_at: str | None, metrics: str | None, out_dir: str, quiet: bool,
               **flags: Any) -> None:
@@ -337,7 +343,7 @@ def train_cmd(recipe: str | None, es_patience: int | None, rl_patience: int | No
 @click.argument("target", metavar="ARTIFACT|DIR")
 @click.option("--data", required=True, metavar="DATA",
               help="Labelled data: digits, or .npz with arrays by input name (or x) and labels as y.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead of a table.")
 def evaluate_cmd(target: str, data: str, as_json: bool) -> None:
     """Score an artifact, or every artifact of a conversion directory, on labelled data.
 
@@ -361,10 +367,12 @@ def evaluate_cmd(target: str, data: str, as_json: bool) -> None:
 
 @cli.command("predict")
 @click.argument("artifact")
-@click.option("--data", required=True, metavar="FILE", help=".npz (arrays by input name) or .npy (one input).")
-@click.option("--out", "out_path", required=True, metavar="FILE.npz")
+@aliased("--inputs", "-i", "data", aliases=("--data",), required=True, metavar="FILE",
+         help=".npz (arrays by input name) or .npy (one input).")
+@click.option("--out", "-o", "out_path", required=True, metavar="FILE.npz",
+              help="Where the outputs go (and NAME_classes for classifier outputs).")
 def predict_cmd(artifact: str, data: str, out_path: str) -> None:
-    """Write ARTIFACT's raw outputs on --data to an .npz (and NAME_classes for classifiers)."""
+    """Write ARTIFACT's raw outputs on --inputs to an .npz (and NAME_classes for classifiers)."""
     _needs_converter("predict", artifact)
     import io
 
@@ -395,7 +403,8 @@ def formats_cmd() -> None:
 @cli.command("debug-quant")
 @click.argument("model", metavar="MODEL")
 @click.option("--calibration", default=None, metavar="DATA", help="Calibration data (as for convert --calibration).")
-@click.option("--calibration-samples", default=200, show_default=True, type=click.IntRange(2, 100000))
+@click.option("--calibration-samples", default=200, show_default=True, type=click.IntRange(2, 100000),
+              help="Samples drawn (deterministically) from the calibration data.")
 @click.option("--selective/--no-selective", default=True, show_default=True,
               help="Search the layers to keep in float until int8 meets its default criteria.")
 @click.option("--out", "-o", "out_dir", default="edgekit-debug-quant", show_default=True, metavar="DIR",
@@ -403,8 +412,8 @@ def formats_cmd() -> None:
 @click.option("--format", "fmt", default="tflite", show_default=True, type=click.Choice(["tflite", "onnx"]),
               help="tflite: TFLite's quantization debugger (and --selective); onnx: ONNX Runtime's QDQ comparison.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-@click.option("--unsafe", is_flag=True)
-@click.option("--quiet", "-q", is_flag=True)
+@click.option("--unsafe", is_flag=True, help=UNSAFE_HELP)
+@click.option("--quiet", "-q", is_flag=True, help=QUIET_HELP)
 def debug_quant_cmd(model: str, calibration: str | None, calibration_samples: int, selective: bool, out_dir: str,
                     fmt: str, as_json: bool, unsafe: bool, quiet: bool) -> None:
     """Per-layer error of MODEL's int8 TFLite model (layers named as in Keras, worst first),

@@ -14,6 +14,7 @@ from typing import Any
 import click
 import numpy as np
 
+from edgekit.cli.options import aliased
 from edgekit.errors import InputError, MissingDependencyError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
@@ -74,10 +75,10 @@ def topk_lines(name: str, a: np.ndarray, k: int) -> list[str]:
 
 @click.command()
 @click.argument("artifact", type=click.Path(dir_okay=False))
-@click.option("--input", "-i", "input_path", required=True, metavar="FILE",
-              help="Inputs: .npz (one array per input name), .npy (one input) or an image (.png/.jpg).")
-@click.option("--output", "-o", "output_path", default=None, metavar="FILE.npz",
-              help="Write the outputs (and NAME_classes for classifier outputs) to an .npz.")
+@aliased("--inputs", "-i", "input_path", aliases=("--input",), required=True, metavar="FILE",
+         help="Inputs: .npz (one array per input name), .npy (one input) or an image (.png/.jpg).")
+@aliased("--out", "-o", "output_path", aliases=("--output",), default=None, metavar="FILE.npz",
+         help="Write the outputs (and NAME_classes for classifier outputs) to an .npz.")
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 1000), help="Classes shown per row.")
 @click.option("--threads", default=None, type=click.IntRange(1, 256), help="Interpreter threads.")
 @click.option("--no-xnnpack", is_flag=True, help="TFLite: run the builtin kernels without the XNNPACK delegate.")
@@ -157,13 +158,15 @@ def bench_predictor(pred: Any, feeds: dict[str, np.ndarray], runs: int, warmup: 
 
 @click.command()
 @click.argument("artifact", type=click.Path(dir_okay=False))
-@click.option("--threads", default=None, type=click.IntRange(1, 256))
-@click.option("--batch", default=1, show_default=True, type=click.IntRange(1, 65536))
-@click.option("--runs", default=100, show_default=True, type=click.IntRange(1, 10_000_000))
-@click.option("--warmup", default=10, show_default=True, type=click.IntRange(0, 100_000))
-@click.option("--input", "-i", "input_path", default=None, metavar="FILE",
-              help="Inputs to time with (default: seeded random data of the model's shapes).")
-@click.option("--no-xnnpack", is_flag=True)
+@click.option("--threads", default=None, type=click.IntRange(1, 256), help="Interpreter threads (default: the runtime's).")
+@aliased("--batch-size", "batch", aliases=("--batch",), default=1, show_default=True, type=click.IntRange(1, 65536),
+         help="Batch size of the random inputs timed (ignored with --inputs).")
+@click.option("--runs", default=100, show_default=True, type=click.IntRange(1, 10_000_000), help="Timed inferences.")
+@click.option("--warmup", default=10, show_default=True, type=click.IntRange(0, 100_000),
+              help="Untimed inferences before the timed ones.")
+@aliased("--inputs", "-i", "input_path", aliases=("--input",), default=None, metavar="FILE",
+         help="Inputs to time with (default: seeded random data of the model's shapes).")
+@click.option("--no-xnnpack", is_flag=True, help="TFLite: time the builtin kernels without the XNNPACK delegate.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def bench(artifact: str, threads: int | None, batch: int, runs: int, warmup: int, input_path: str | None,
           no_xnnpack: bool, as_json: bool) -> None:
