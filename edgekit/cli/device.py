@@ -27,12 +27,22 @@ def read_inputs(path: str, predictor: Any) -> tuple[dict[str, np.ndarray], str]:
     p = Path(path)
     if p.suffix.lower() in IMAGE_SUFFIXES:
         return read_image(p, predictor)
-    arrays = load_arrays(path)
-    if list(arrays) == [""]:
-        if len(predictor.inputs) != 1:
-            raise InputError(f"a single .npy cannot feed inputs {predictor.input_names}: use an .npz keyed by name")
-        arrays = {predictor.inputs[0].name: arrays[""]}
-    return arrays, ""
+    return check_inputs(load_arrays(path), predictor), ""
+
+
+def check_inputs(arrays: dict[str, np.ndarray], predictor: Any) -> dict[str, np.ndarray]:
+    """Names, shapes and dtypes checked against the artifact's inputs before it runs, with
+    the same one-line exit-2 messages as ``predict`` (not the runtime's own, which name
+    internal nodes or are cut off)."""
+    from edgekit.feeds import bind
+    from edgekit.specs import TensorSpec
+
+    specs = tuple(
+        TensorSpec(t.name, tuple(None if d < 0 else d for d in t.shape),
+                   "float32" if t.quantized and not predictor.raw_io else t.dtype)
+        for t in predictor.inputs
+    )
+    return bind(arrays, specs, source="--inputs")
 
 
 def read_image(p: Path, predictor: Any) -> tuple[dict[str, np.ndarray], str]:
@@ -82,7 +92,9 @@ def topk_lines(name: str, a: np.ndarray, k: int) -> list[str]:
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 1000), help="Classes shown per row.")
 @click.option("--threads", default=None, type=click.IntRange(1, 256), help="Interpreter threads.")
 @click.option("--no-xnnpack", is_flag=True, help="TFLite: run the builtin kernels without the XNNPACK delegate.")
-@click.option("--raw", is_flag=True, help="Quantized models: take and return raw integers (no (de)quantization).")
+@click.option("--raw", is_flag=True,
+              help="Integer-I/O quantized models: take and return the raw integers (no (de)quantization). "
+                   "Models with float inputs and outputs have none: a note says so.")
 def run(artifact: str, input_path: str, output_path: str | None, top_k: int, threads: int | None,
         no_xnnpack: bool, raw: bool) -> None:
     """Run ARTIFACT (.tflite or .onnx) on inputs and print its outputs."""
@@ -90,6 +102,11 @@ def run(artifact: str, input_path: str, output_path: str | None, top_k: int, thr
     from edgekit.runtime import load
 
     pred = load(artifact, threads=threads, xnnpack=not no_xnnpack, raw_io=raw)
+    if raw and not any(t.quantized for t in (*pred.inputs, *pred.outputs)):
+        # an int8 model converted with float I/O quantizes inside the graph: there are no
+        # integers at its boundary to pass through, so --raw changes nothing; say so
+        click.echo(f"--raw has no effect: {Path(artifact).name} takes and returns floats "
+                   "(it quantizes inside the model); only integer-I/O models have raw values", err=True)
     arrays, note = read_inputs(input_path, pred)
     if note:
         click.echo(note, err=True)
@@ -262,7 +279,10 @@ def _tflite_io(data: bytes) -> dict[str, Any]:
             return {"runnable_here": False, "load_error": str(exc)}
         io = {"inputs": [vars(t) for t in pred.inputs], "outputs": [vars(t) for t in pred.outputs]}
         try:
-            pred._it.allocate_tensors()  # Flex ops load but fail here, when kernels are prepared
+            from edgekit.runtime import quiet_litert_log
+
+            with quiet_litert_log():
+                pred._it.allocate_tensors()  # Flex ops load but fail here, when kernels are prepared
         except Exception as exc:  # noqa: BLE001
             return {"runnable_here": False, "load_error": str(exc).splitlines()[0], **io}
         return {"runnable_here": True, "runtime_loaded_with": pred.backend, **io}
