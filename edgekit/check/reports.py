@@ -28,6 +28,22 @@ _VERDICT = {0: "passed", 1: "a conversion or runtime failed", 2: "a model's inpu
             3: "a tolerance, budget, golden or regression check failed"}
 
 
+def verdict(report: dict[str, Any]) -> str:
+    """Why the run ends with its exit code, in words. Models no shard covered are named as the
+    cause (a merge of one shard fails for that reason alone, not for a conversion)."""
+    code = report["exit_code"]
+    missing = report.get("missing_models") or []
+    if not missing:
+        return str(_VERDICT.get(code, code))
+    t = report.get("totals", {})
+    causes = [f"NOT CHECKED by any shard: {', '.join(missing)}"]
+    if t.get("error"):
+        causes.append(_VERDICT[1])
+    if t.get("fail"):
+        causes.append(_VERDICT[3])
+    return "; ".join(causes)
+
+
 def _num(v: Any, fmt: str = "{:.3g}") -> str:
     if v is None:
         return "-"
@@ -126,7 +142,7 @@ def junit_xml(report: dict[str, Any]) -> bytes:
 def markdown(report: dict[str, Any]) -> str:
     t = report["totals"]
     code = report["exit_code"]
-    lines = [f"## edgekit check: {'PASSED' if code == 0 else 'FAILED'} ({_VERDICT.get(code, code)}, exit code {code})", ""]
+    lines = [f"## edgekit check: {'PASSED' if code == 0 else 'FAILED'} ({verdict(report)}, exit code {code})", ""]
     lines.append(f"{t['cases']} cases: {t['pass']} passed, {t['fail']} failed, {t['error']} errors, "
                  f"{t['skipped']} skipped; {report.get('elapsed_s', 0):.1f} s"
                  + (f"; shard {report['shard'][0]}/{report['shard'][1]}" if report.get("shard") else ""))
@@ -259,7 +275,7 @@ def html_report(report: dict[str, Any]) -> str:
         f"<style>{_CSS}</style><script>{_JS}</script></head><body>",
         "<h1>edgekit check</h1>",
         f"<p class='verdict {'ok' if code == 0 else 'bad'}'>{'PASSED' if code == 0 else 'FAILED'}: "
-        f"{e(str(_VERDICT.get(code, code)))} (exit code {code})</p>",
+        f"{e(verdict(report))} (exit code {code})</p>",
         f"<p>{t['cases']} cases: {t['pass']} passed, {t['fail']} failed, {t['error']} errors, {t['skipped']} skipped. "
         f"Created {e(report.get('created', ''))} from {e(str(report.get('config', '')))}; "
         f"{report.get('elapsed_s', 0):.1f} s.</p>",
@@ -335,5 +351,5 @@ def console_table(report: dict[str, Any]) -> str:
     lines.append(f"{t['cases']} cases: {t['pass']} passed, {t['fail']} failed, {t['error']} errors, {t['skipped']} skipped"
                  + (f"; {cached} of {len(report['models'])} models unchanged (cached)" if cached else "")
                  + (f"; NOT CHECKED by any shard: {', '.join(report['missing_models'])}" if report.get("missing_models") else ""))
-    lines.append(f"verdict: {_VERDICT.get(report['exit_code'], report['exit_code'])} (exit code {report['exit_code']})")
+    lines.append(f"verdict: {verdict(report)} (exit code {report['exit_code']})")
     return "\n".join(lines)
