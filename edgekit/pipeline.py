@@ -224,6 +224,7 @@ def convert(
     check_out_dir(out)
     if inputs:
         arrays, label = load_arrays(inputs), os.path.abspath(inputs)
+        _precheck_inputs(source, arrays)
     elif input_arrays is not None:
         arrays, label = dict(input_arrays), input_label
     else:
@@ -251,6 +252,18 @@ def convert(
         if run.device_workers is not None:
             run.device_workers.close()
         remove_path(scratch)
+
+
+def _precheck_inputs(source: ModelSource, arrays: Mapping[str, np.ndarray]) -> None:
+    """Judge --inputs against the input names and shapes a .keras file declares, before a
+    worker spends seconds importing TensorFlow (the loaded model is checked again later)."""
+    if source.kind != "keras":
+        return
+    from edgekit.precheck import keras_input_specs
+
+    declared = keras_input_specs(source.location)
+    if declared is not None:
+        bind(arrays, declared)
 
 
 class _Run:
@@ -296,7 +309,7 @@ class _Run:
 
         self.scratch = scratch
         self.say(f"loading {self.source.display}")
-        spec = ModelSpec.from_json(self._tf("inspect_model", tag="load"))
+        spec = ModelSpec.from_json(self._tf("inspect_model", tag="load", on_progress=self.say, heartbeat_s=2.0))
         for m in (self.opts.atol, self.opts.rtol):
             bad = [k for k in m if k is not None and k not in spec.output_names]
             if bad:
