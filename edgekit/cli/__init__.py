@@ -88,10 +88,15 @@ QUIET_HELP = "No progress lines."
               help="Devices to run every artifact on, as columns: x86-cpu (default), arm64-cortex-a53/a72/a76, "
                    "arm64-neoverse-n1, cuda, or all-available (see 'edgekit devices').")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines; only the matrix.")
+@click.option("--json", "json_path", default=None, metavar="FILE",
+              help="The result as the JSON report edgekit check writes ('-': standard output, the matrix then "
+                   "goes to standard error).")
+@click.option("--markdown", "md_path", default=None, metavar="FILE", help="A Markdown table to paste in a pull request.")
+@click.option("--html", "html_path", default=None, metavar="FILE", help="The one-file HTML report with its plots.")
 def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: str | None, batch_size: int,
             seed: int, shapes: tuple[str, ...], atol: tuple[str, ...], rtol: tuple[str, ...], unsafe: bool,
             custom_objects: str | None, timeout: float, target_runtime: str | None, devices: str | None, quiet: bool,
-            **quant: Any) -> None:
+            json_path: str | None, md_path: str | None, html_path: str | None, **quant: Any) -> None:
     """Export MODEL to every format and check each artifact against it.
 
     MODEL is a .keras or .h5 file, a SavedModel directory, path/to/module.py:function
@@ -113,9 +118,14 @@ def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: s
         unsafe=unsafe, custom_objects=custom_objects, timeout=timeout, target_runtime=target_runtime,
         devices=devices, progress=_progress(quiet), **quant,
     )
-    click.echo(render(result))
+    click.echo(render(result), err=json_path == "-")
     if explain:
         _explain(model, result, quant, unsafe, quiet)
+    from edgekit.check.convert_report import write_convert_reports
+
+    written = write_convert_reports(result, model, json_path, md_path, html_path)
+    if written:
+        click.echo("reports: " + ", ".join(written), err=True)
     sys.exit(result.exit_code)
 
 
