@@ -66,7 +66,8 @@ def run(path: Path, feeds: Mapping[str, np.ndarray], pool: WorkerPool) -> dict[s
 
 
 def metrics(outputs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Classification (softmax rows or one sigmoid) or regression metrics."""
+    """Classification (softmax rows or one sigmoid) or regression metrics. Accuracy, precision
+    and recall are percentages (as everywhere in edgekit); AUC is the area, in [0, 1]."""
     out = np.asarray(outputs, dtype=np.float64)
     y = np.asarray(labels)
     n = len(y)
@@ -81,15 +82,16 @@ def metrics(outputs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
         return {"accuracy": float(np.mean(pred == truth) * 100),
                 "loss": float(-np.mean(np.log(probs[np.arange(n), truth]))),
                 "auc": float(np.mean(aucs)) if aucs else float("nan"),
-                "precision": float(np.mean(prec)) if prec else 0.0, "recall": float(np.mean(rec)) if rec else 0.0}
+                "precision": float(np.mean(prec)) * 100 if prec else 0.0,
+                "recall": float(np.mean(rec)) * 100 if rec else 0.0}
     if out.ndim == 2 and out.shape[1] == 1 and set(np.unique(y)).issubset({0, 1}):
         p = np.clip(out[:, 0], 1e-7, 1 - 1e-7)
         t = y.reshape(-1).astype(bool)
         pred = p >= 0.5
         return {"accuracy": float(np.mean(pred == t) * 100),
                 "loss": float(-np.mean(t * np.log(p) + (~t) * np.log(1 - p))),
-                "auc": _auc(p, t), "precision": float(np.mean(t[pred])) if pred.any() else 0.0,
-                "recall": float(np.mean(pred[t])) if t.any() else 0.0}
+                "auc": _auc(p, t), "precision": float(np.mean(t[pred])) * 100 if pred.any() else 0.0,
+                "recall": float(np.mean(pred[t])) * 100 if t.any() else 0.0}
     diff = out.reshape(n, -1) - y.reshape(n, -1)
     return {"mae": float(np.mean(np.abs(diff))), "mse": float(np.mean(diff ** 2))}
 

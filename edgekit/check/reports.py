@@ -20,6 +20,7 @@ from xml.etree import ElementTree as ET
 
 from edgekit.check.runner import fmt_size as _size
 from edgekit.fsutil import atomic_write_bytes, atomic_write_json
+from edgekit.units import agreement_text, metric_text
 from edgekit.validate.compare import HIST_EDGES_LOG10
 
 DEFAULT_NAMES = {"json": "report.json", "junit": "junit.xml", "markdown": "summary.md", "html": "report.html"}
@@ -56,10 +57,17 @@ def _task(c: dict[str, Any]) -> str:
     t = c.get("task_metric")
     if not t:
         return "-"
-    s = f"{t.get('metric', '')} {t.get('value', 0):.4g}"
+    s = f"{t.get('metric', '')} {metric_text(str(t.get('metric', '')), t.get('value', 0))}"
     if t.get("drop") is not None:
         s += f" (drop {t['drop']:.2f})"
     return s
+
+
+def _agree(c: dict[str, Any]) -> str:
+    """Top-1 agreement as ``convert`` shows it: tie-aware, strict beside it where they differ."""
+    if "top1" not in c:  # a report written before both were recorded
+        return _num(c.get("agreement"), "{:.4f}")
+    return agreement_text(c.get("top1"), c.get("top1_strict"), c.get("cosine"))
 
 
 def _dev(c: dict[str, Any]) -> str:
@@ -73,7 +81,7 @@ def _numbers(c: dict[str, Any]) -> str:
     if c.get("min_snr_db") is not None:
         parts.append(f"SNR={c['min_snr_db']:.1f}dB")
     if c.get("agreement") is not None:
-        parts.append(f"agreement={c['agreement']:.4f}")
+        parts.append(f"top-1 agreement={_agree(c)}")
     if c.get("size") is not None:
         parts.append(f"size={c['size']}B")
     if c.get("latency_ms") is not None:
@@ -155,13 +163,13 @@ def markdown(report: dict[str, Any]) -> str:
         if m.get("error"):
             lines.append(f"**error:** {m['error']}")
             continue
-        lines.append("| artifact | device | status | size | latency (ms) | max abs diff | SNR (dB) | agreement | task metric | why |")
+        lines.append("| artifact | device | status | size | latency (ms) | max abs diff | SNR (dB) | top-1 agreement | task metric | why |")
         lines.append("|---|---|---|---:|---:|---:|---:|---:|---|---|")
         for c in cases:
             why = "; ".join(c.get("messages", [])).replace("|", "\\|")
             lines.append(f"| {c['artifact']} | {_dev(c)} | {_ICON[c['status']]} | {_size(c.get('size'))} | "
                          f"{_num(c.get('latency_ms'), '{:.3f}')} | {_num(c.get('max_abs'))} | "
-                         f"{_num(c.get('min_snr_db'), '{:.1f}')} | {_num(c.get('agreement'), '{:.4f}')} | "
+                         f"{_num(c.get('min_snr_db'), '{:.1f}')} | {_agree(c)} | "
                          f"{_task(c)} | {why[:300]} |")
     return "\n".join(lines) + "\n"
 
@@ -289,7 +297,7 @@ def html_report(report: dict[str, Any]) -> str:
         state = "cached, not reconverted" if m.get("cached") else f"converted in {m.get('convert_elapsed_s', 0):.1f} s"
         parts.append(f"<h2 id='model-{e(m['name'])}'>{e(m['name'])}</h2><p>{e(str(m.get('source')))}: {state}</p>")
         parts.append("<table class='matrix'><thead><tr><th>artifact</th><th>device</th><th>status</th><th>size</th>"
-                     "<th>latency (ms)</th><th>max abs diff</th><th>SNR (dB)</th><th>agreement</th>"
+                     "<th>latency (ms)</th><th>max abs diff</th><th>SNR (dB)</th><th>top-1 agreement</th>"
                      "<th>task metric</th><th>why / notes</th></tr></thead><tbody>")
         for c in cases:
             why = "; ".join(c.get("messages", []) + c.get("notes", []))
@@ -298,7 +306,7 @@ def html_report(report: dict[str, Any]) -> str:
                 f"<td class='l'>{e(_dev(c))}</td><td class='st'>{_ICON[c['status']]}</td>"
                 f"<td>{_size(c.get('size'))}</td><td>{_num(c.get('latency_ms'), '{:.3f}')}</td>"
                 f"<td>{_num(c.get('max_abs'))}</td><td>{_num(c.get('min_snr_db'), '{:.1f}')}</td>"
-                f"<td>{_num(c.get('agreement'), '{:.4f}')}</td><td class='l'>{e(_task(c))}</td>"
+                f"<td>{e(_agree(c))}</td><td class='l'>{e(_task(c))}</td>"
                 f"<td class='l'>{e(why)}</td></tr>")
         parts.append("</tbody></table>")
         for title, svg in _plots(report, m["name"]):

@@ -244,12 +244,12 @@ def demo(out_dir: str, epochs: int, seed: int, quiet: bool) -> None:
     say(f"training the guide's MLP on digits for {epochs} epochs")
     info = default_pool().tf.call("edgekit.models.training:train_digits_mlp", str(model_path), epochs, seed,
                                   on_progress=say, tag="train")
-    say(f"trained: test accuracy {info['test_accuracy']:.4f} on {info['n_test']} held-out digits")
+    say(f"trained: test accuracy {100 * info['test_accuracy']:.2f}% on {info['n_test']} held-out digits")
     _, _, x_test, _ = load_digits(seed=seed)
     result = run_convert(str(model_path), out / "artifacts", input_arrays={"pixels": x_test[:64]},
                          input_label="64 held-out digits test images", progress=say)
     click.echo(render(result))
-    click.echo(f"\nKeras model test accuracy: {info['test_accuracy']:.4f}; trained model: {model_path}")
+    click.echo(f"\nKeras model test accuracy: {100 * info['test_accuracy']:.2f}%; trained model: {model_path}")
     sys.exit(result.exit_code)
 
 
@@ -343,7 +343,9 @@ def train_cmd(recipe: str | None, es_patience: int | None, rl_patience: int | No
             raise InputError(f"--stop-at {stop_at!r}: expected METRIC=VALUE, e.g. val_accuracy=0.97") from None
     cfg = config_from(recipe, flags)
     res = run_training(cfg, out_dir, progress=_progress(quiet))
-    test = ", ".join(f"{k} {v:.4f}" for k, v in res["test"].items())
+    from edgekit.units import metric_text, metrics_in_percent
+
+    test = ", ".join(f"{k} {metric_text(k, v)}" for k, v in metrics_in_percent(res["test"]).items())
     stopped = f", stopped by {res['stopped_by']}" if res["stopped_by"] else ""
     click.echo(f"trained {res['epochs_run']} epoch(s) in {res['train_seconds']:.1f} s{stopped}; test: {test}")
     click.echo(f"model: {res['model']}; history: {Path(out_dir) / 'history.json'}, {Path(out_dir) / 'history.png'}")
@@ -368,10 +370,13 @@ def evaluate_cmd(target: str, data: str, as_json: bool) -> None:
     if as_json:
         click.echo(_json.dumps(rows, indent=1))
         return
+    from edgekit.units import is_percent_metric
+
     keys = [k for k in rows[0] if k not in ("artifact", "samples")]
-    click.echo(f"{'artifact':<40} " + " ".join(f"{k:>10}" for k in keys))
+    click.echo(f"{'artifact':<40} " + " ".join(f"{k + (' %' if is_percent_metric(k) else ''):>12}" for k in keys))
     for r in rows:
-        click.echo(f"{Path(r['artifact']).name:<40} " + " ".join(f"{r[k]:>10.4f}" for k in keys))
+        click.echo(f"{Path(r['artifact']).name:<40} " + " ".join(
+            f"{r[k]:>12.2f}" if is_percent_metric(k) else f"{r[k]:>12.4f}" for k in keys))
     click.echo(f"({rows[0]['samples']} samples of {data})")
 
 

@@ -3,18 +3,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from edgekit.units import agreement_text, size_text, worst
+
 if TYPE_CHECKING:
     from edgekit.pipeline import ConvertResult
 
 
 def human_size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+    """The one size format (decimal units): see ``edgekit.units.size_text``."""
+    return size_text(n)
 
 
 def _num(x: float | None, fmt: str = ".2g") -> str:
@@ -22,8 +19,9 @@ def _num(x: float | None, fmt: str = ".2g") -> str:
 
 
 def _top1(c: object) -> str:
-    vals = [o.top1_agreement for o in getattr(c, "outputs", ()) if o.top1_agreement is not None]
-    return "-" if not vals else f"{100 * min(vals):.0f}%"
+    """Tie-aware top-1 agreement, with the strict one where they differ (as ``check`` shows)."""
+    outs = getattr(c, "outputs", ())
+    return agreement_text(worst(o.top1_agreement for o in outs), worst(o.top1_strict for o in outs))
 
 
 def render(result: "ConvertResult") -> str:
