@@ -56,26 +56,6 @@ class TrainConfig:
             raise InputError("--epochs and --batch-size must be at least 1")
 
 
-def load_recipe(path: str) -> dict[str, Any]:
-    """A TOML recipe: the same keys as the flags (callbacks as tables); unknown keys are errors."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"recipe {path} does not exist")
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"recipe {path}: {exc}") from None
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = [k for k in data if k not in known]
-    if unknown:
-        raise InputError(f"recipe {path}: unknown key(s) {unknown}; known: {sorted(known)}")
-    return data
-
-
 def load_data(cfg: TrainConfig) -> tuple[dict[str, np.ndarray] | np.ndarray, np.ndarray, str]:
     """Inputs (an array, or a dict by input name) and labels."""
     from edgekit.feeds import load_arrays
@@ -160,12 +140,11 @@ def plot_history(history: dict[str, list[float]], path: Path) -> None:
 
 
 def config_from(recipe: str | None, flags: dict[str, Any]) -> TrainConfig:
-    """Recipe values, overridden by flags the user gave (None means not given)."""
-    base = load_recipe(recipe) if recipe else {}
-    given = {k: v for k, v in flags.items() if v is not None}
-    cfg = TrainConfig(**{**base, **given})
-    cfg.validate()
-    return cfg
+    """Recipe values, overridden by flags the user gave (None means not given); the rules
+    are ``edgekit.train_recipe``'s."""
+    from edgekit.train_recipe import build
+
+    return build(recipe, flags)[0]
 
 
 def to_json(cfg: TrainConfig) -> dict[str, Any]:

@@ -283,7 +283,8 @@ def models_show(name: str) -> None:
 
 
 @cli.command("train")
-@click.option("--recipe", default=None, metavar="FILE.toml", help="Recipe with the same keys as these flags; flags win.")
+@click.option("--recipe", default=None, metavar="FILE.toml",
+              help="TOML with these flags' names and value forms (see the README); flags given here win.")
 @click.option("--model", default=None, help="A guide model name (mlp, cnn, ...) or a .keras/.h5 file.  [default: mlp]")
 @click.option("--data", default=None, metavar="DATA",
               help="digits, data.npz (x or inputs by name, y), x.npy,y.npy, or data.csv (see --label-column).  [default: digits]")
@@ -304,47 +305,28 @@ def models_show(name: str) -> None:
 @click.option("--loop", default=None, type=click.Choice(["fit", "custom"]),
               help="fit, or custom: an explicit tf.GradientTape step.  [default: fit]")
 @click.option("--clip-norm", default=None, type=float, help="Clip gradients to this global norm.")
-@click.option("--early-stopping", "es_patience", default=None, type=int, metavar="PATIENCE",
+@click.option("--early-stopping", "early_stopping", default=None, type=int, metavar="PATIENCE",
               help="Stop after PATIENCE epochs without improvement of --monitor (best weights restored).")
-@click.option("--reduce-lr", "rl_patience", default=None, type=int, metavar="PATIENCE",
+@click.option("--reduce-lr", "reduce_lr", default=None, type=int, metavar="PATIENCE",
               help="Multiply the learning rate by --lr-factor after PATIENCE epochs without improvement.")
-@click.option("--lr-factor", default=0.5, show_default=True, type=float, help="--reduce-lr's multiplier.")
-@click.option("--min-lr", default=1e-6, show_default=True, type=float, help="--reduce-lr's lower bound.")
-@click.option("--monitor", default="val_loss", show_default=True, help="Quantity the callbacks watch.")
+@click.option("--lr-factor", default=None, type=float, help="--reduce-lr's multiplier.  [default: 0.5]")
+@click.option("--min-lr", default=None, type=float, help="--reduce-lr's lower bound.  [default: 1e-06]")
+@click.option("--monitor", default=None, help="Quantity the callbacks watch.  [default: val_loss]")
 @click.option("--checkpoint", is_flag=True, help="Save the best model (by --monitor) as best.keras.")
 @click.option("--stop-at", default=None, metavar="METRIC=VALUE", help="Stop when a metric reaches a value (e.g. val_accuracy=0.97).")
-@click.option("--out", "-o", "out_dir", default="edgekit-train", show_default=True, metavar="DIR",
-              help="Where model.keras, history.json and history.png go.")
+@click.option("--out", "-o", "out", default=None, metavar="DIR",
+              help="Where model.keras, history.json and history.png go.  [default: edgekit-train]")
 @click.option("--quiet", "-q", is_flag=True, help=QUIET_HELP)
-def train_cmd(recipe: str | None, es_patience: int | None, rl_patience: int | None, lr_factor: float, min_lr: float,
-              monitor: str, checkpoint: bool, stop_at: str | None, metrics: str | None, out_dir: str, quiet: bool,
-              **flags: Any) -> None:
+def train_cmd(recipe: str | None, checkpoint: bool, quiet: bool, **flags: Any) -> None:
     """Train a model as the user guide does, with Keras; writes model.keras, history.json and
     history.png, and scores the held-out test split."""
     _needs_converter("train")
-    from edgekit.errors import InputError
-    from edgekit.train import config_from, run_training
-
-    if metrics is not None:
-        flags["metrics"] = [m.strip() for m in metrics.split(",") if m.strip()]
-    if es_patience is not None:
-        flags["early_stopping"] = {"monitor": monitor, "patience": es_patience, "restore_best_weights": True}
-    if rl_patience is not None:
-        flags["reduce_lr"] = {"monitor": monitor, "patience": rl_patience, "factor": lr_factor, "min_lr": min_lr}
-    if checkpoint:
-        flags["checkpoint"] = {"monitor": monitor, "save_best_only": True}
-    if stop_at is not None:
-        metric, sep, value = stop_at.partition("=")
-        try:
-            flags["stop_at"] = {"metric": metric.strip(), "value": float(value)}
-            if not sep or not metric.strip():
-                raise ValueError
-        except ValueError:
-            raise InputError(f"--stop-at {stop_at!r}: expected METRIC=VALUE, e.g. val_accuracy=0.97") from None
-    cfg = config_from(recipe, flags)
-    res = run_training(cfg, out_dir, progress=_progress(quiet))
+    from edgekit.train import run_training
+    from edgekit.train_recipe import build
     from edgekit.units import metric_text, metrics_in_percent
 
+    cfg, out_dir = build(recipe, {**flags, "checkpoint": True if checkpoint else None})
+    res = run_training(cfg, out_dir, progress=_progress(quiet))
     test = ", ".join(f"{k} {metric_text(k, v)}" for k, v in metrics_in_percent(res["test"]).items())
     stopped = f", stopped by {res['stopped_by']}" if res["stopped_by"] else ""
     click.echo(f"trained {res['epochs_run']} epoch(s) in {res['train_seconds']:.1f} s{stopped}; test: {test}")
