@@ -54,9 +54,14 @@ def input_specs(path: Path, pool: WorkerPool) -> tuple[TensorSpec, ...]:
                      for t in pred.inputs)
     if rt == "keras-weights":
         raise InputError("evaluate a weights file through its conversion directory (its manifest names the inputs)")
+    return _keras_spec(path, pool).inputs
+
+
+def _keras_spec(path: Path, pool: WorkerPool) -> ModelSpec:
+    rt = runtime_for(path)
     kind = "saved_model" if rt == "tf-savedmodel" else ("h5" if path.suffix == ".h5" else "keras")
     src = ModelSource(kind, str(path.resolve()))
-    return ModelSpec.from_json(pool.tf.call("edgekit.tasks:inspect_model", src.to_json(), timeout=600, tag="load")).inputs
+    return ModelSpec.from_json(pool.tf.call("edgekit.tasks:inspect_model", src.to_json(), timeout=600, tag="load"))
 
 
 def run(path: Path, feeds: Mapping[str, np.ndarray], pool: WorkerPool) -> dict[str, np.ndarray]:
@@ -120,19 +125,34 @@ def evaluate(target: str, data: str, pool: WorkerPool | None = None) -> list[dic
     pool = pool or default_pool()
     rows = []
     for path in artifacts_of(target):
-        specs = _specs_for(path, target, pool)
-        ev = load_eval_data(data, specs)
+        specs, out_names = _specs_for(path, target, pool)
+        ev = load_eval_data(data, specs, output_names=out_names)
         outs = run(path, ev.inputs, pool)
-        first = next(iter(outs.values())) if len(outs) == 1 else outs[sorted(outs)[0]]
-        rows.append({"artifact": str(path), "samples": len(ev.labels), **metrics(first, ev.labels)})
+        labels = ev.label_sets(list(outs))
+        row: dict[str, Any] = {"artifact": str(path), "samples": len(ev.labels)}
+        for name, y in labels.items():
+            # one output: the metric names alone (as before); several: each named OUTPUT/metric
+            prefix = "" if len(outs) == 1 else f"{name}/"
+            row.update({f"{prefix}{k}": v for k, v in metrics(outs[name], y).items()})
+        unscored = [n for n in outs if n not in labels]
+        if unscored:
+            row["unscored_outputs"] = unscored
+        rows.append(row)
     return rows
 
 
-def _specs_for(path: Path, target: str, pool: WorkerPool) -> tuple[TensorSpec, ...]:
+def _specs_for(path: Path, target: str, pool: WorkerPool) -> tuple[tuple[TensorSpec, ...], list[str]]:
+    """Input specs and output names of one artifact (from the manifest of a directory)."""
     mf = Path(target) / "manifest.json"
     if Path(target).is_dir() and mf.is_file():
-        return ModelSpec.from_json(json.loads(mf.read_text())["model"]).inputs
-    return input_specs(path, pool)
+        spec = ModelSpec.from_json(json.loads(mf.read_text())["model"])
+        return spec.inputs, list(spec.output_names)
+    if runtime_for(path) in ("litert", "onnxruntime"):
+        from edgekit.runtime import load
+
+        return input_specs(path, pool), load(path).output_names
+    spec = _keras_spec(path, pool)
+    return spec.inputs, list(spec.output_names)
 
 
 def predict(artifact: str, data: str, pool: WorkerPool | None = None) -> dict[str, np.ndarray]:

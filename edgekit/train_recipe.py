@@ -67,6 +67,24 @@ def _metrics(v: Any) -> list[str]:
     return items
 
 
+def _loss(v: Any) -> str | dict[str, str]:
+    """One loss for every output, or one per output: a table, or ``["cls=...", "reg=mse"]``."""
+    if isinstance(v, str) and "=" not in v:
+        return _choice(LOSSES)(v)
+    items = [v] if isinstance(v, str) else v
+    if isinstance(items, list):
+        table = {}
+        for item in items:
+            name, sep, loss = str(item).partition("=")
+            if not sep or not name.strip():
+                raise ValueError(f"expected LOSS or OUTPUT=LOSS, got {item!r}")
+            table[name.strip()] = loss.strip()
+        items = table
+    if not isinstance(items, dict) or not items:
+        raise ValueError(f"expected a loss name or a table of output = loss, got {v!r}")
+    return {str(k): _choice(LOSSES)(x) for k, x in items.items()}
+
+
 def _bool(v: Any) -> bool:
     if not isinstance(v, bool):
         raise ValueError(f"expected true or false, got {v!r}")
@@ -75,7 +93,7 @@ def _bool(v: Any) -> bool:
 
 SCALARS: dict[str, Callable[[Any], Any]] = {
     "model": _str, "data": _str, "label_column": _str, "optimizer": _choice(OPTIMIZERS),
-    "learning_rate": _float, "weight_decay": _float, "momentum": _float, "loss": _choice(LOSSES),
+    "learning_rate": _float, "weight_decay": _float, "momentum": _float, "loss": _loss,
     "metrics": _metrics, "epochs": _int(1), "batch_size": _int(1), "validation_split": _float,
     "test_split": _float, "seed": _int(0), "loop": _choice(("fit", "custom")), "clip_norm": _float,
     "lr_factor": _float, "min_lr": _float, "monitor": _str, "out": _str,
@@ -90,7 +108,9 @@ def normalize(raw: dict[str, Any], fail: Fail) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, v in raw.items():
         k = key.replace("-", "_")
-        if k in SCALARS:
+        if k == "loss" and isinstance(v, dict) and v:  # one per output: errors name the output's key
+            out[k] = {str(o): _checked(_choice(LOSSES), lv, (key, str(o)), fail) for o, lv in v.items()}
+        elif k in SCALARS:
             out[k] = _checked(SCALARS[k], v, (key,), fail)
         elif k in _TABLES:
             out[k] = _callback(k, v, (key,), fail)

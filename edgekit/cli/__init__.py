@@ -293,9 +293,9 @@ def models_show(name: str) -> None:
 @click.option("--learning-rate", default=None, type=float, help="[default: 0.001]")
 @click.option("--weight-decay", default=None, type=float, help="AdamW weight decay.  [default: 0.004]")
 @click.option("--momentum", default=None, type=float, help="SGD momentum.  [default: 0.9]")
-@click.option("--loss", default=None, type=click.Choice(["categorical_crossentropy", "sparse_categorical_crossentropy",
-                                                          "binary_crossentropy", "mse", "mae", "huber"]),
-              help="[default: categorical_crossentropy]")
+@click.option("--loss", multiple=True, metavar="[OUTPUT=]LOSS",
+              help="categorical_crossentropy, sparse_categorical_crossentropy, binary_crossentropy, mse, mae, "
+                   "huber; repeat as OUTPUT=LOSS for one loss per output.  [default: categorical_crossentropy]")
 @click.option("--metrics", default=None, help="Comma-separated: accuracy, mae, auc, precision, recall.  [default: accuracy]")
 @click.option("--epochs", default=None, type=int, help="[default: 30]")
 @click.option("--batch-size", default=None, type=int, help="[default: 32]")
@@ -325,6 +325,8 @@ def train_cmd(recipe: str | None, checkpoint: bool, quiet: bool, **flags: Any) -
     from edgekit.train_recipe import build
     from edgekit.units import metric_text, metrics_in_percent
 
+    loss = flags.pop("loss")  # () when not given
+    flags["loss"] = None if not loss else (loss[0] if len(loss) == 1 and "=" not in loss[0] else list(loss))
     cfg, out_dir = build(recipe, {**flags, "checkpoint": True if checkpoint else None})
     res = run_training(cfg, out_dir, progress=_progress(quiet))
     test = ", ".join(f"{k} {metric_text(k, v)}" for k, v in metrics_in_percent(res["test"]).items())
@@ -354,11 +356,15 @@ def evaluate_cmd(target: str, data: str, as_json: bool) -> None:
         return
     from edgekit.units import is_percent_metric
 
-    keys = [k for k in rows[0] if k not in ("artifact", "samples")]
-    click.echo(f"{'artifact':<40} " + " ".join(f"{k + (' %' if is_percent_metric(k) else ''):>12}" for k in keys))
+    keys = [k for k in rows[0] if k not in ("artifact", "samples", "unscored_outputs")]
+    heads = [k + (" %" if is_percent_metric(k) else "") for k in keys]
+    w = [max(10, len(h)) for h in heads]
+    click.echo(f"{'artifact':<40} " + " ".join(f"{h:>{n}}" for h, n in zip(heads, w)))
     for r in rows:
         click.echo(f"{Path(r['artifact']).name:<40} " + " ".join(
-            f"{r[k]:>12.2f}" if is_percent_metric(k) else f"{r[k]:>12.4f}" for k in keys))
+            f"{r[k]:>{n}.2f}" if is_percent_metric(k) else f"{r[k]:>{n}.4f}" for k, n in zip(keys, w)))
+    if rows[0].get("unscored_outputs"):
+        click.echo(f"not scored (no labels given): {', '.join(rows[0]['unscored_outputs'])}")
     click.echo(f"({rows[0]['samples']} samples of {data})")
 
 

@@ -69,3 +69,12 @@ def test_flag_mistakes_name_the_flag():
         build(None, {"stop_at": "val_accuracy"})
     with pytest.raises(InputError, match="^--metrics: unknown metric 'f1'"):
         build(None, {"metrics": "f1"})
+
+
+def test_loss_per_output_in_recipe_and_flags(tmp_path):
+    cfg, _ = build(_recipe(tmp_path, '[loss]\ncls = "sparse_categorical_crossentropy"\nreg = "mse"\n'), {})
+    assert cfg.loss == {"cls": "sparse_categorical_crossentropy", "reg": "mse"}
+    cfg, _ = build(None, {"loss": ["cls=binary_crossentropy", "reg=huber"]})
+    assert cfg.loss == {"cls": "binary_crossentropy", "reg": "huber"}
+    with pytest.raises(InputError, match="^train.toml:2: loss.cls: 'rmse' is not one of"):
+        build(_recipe(tmp_path, '[loss]\ncls = "rmse"\n'), {})
