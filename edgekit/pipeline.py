@@ -224,7 +224,9 @@ def convert(
     check_out_dir(out)
     if inputs:
         arrays, label = load_arrays(inputs), os.path.abspath(inputs)
-        _precheck_inputs(source, arrays)
+        from edgekit.precheck import check_inputs_early
+
+        check_inputs_early(source.kind, source.location, arrays)
     elif input_arrays is not None:
         arrays, label = dict(input_arrays), input_label
     else:
@@ -252,18 +254,6 @@ def convert(
         if run.device_workers is not None:
             run.device_workers.close()
         remove_path(scratch)
-
-
-def _precheck_inputs(source: ModelSource, arrays: Mapping[str, np.ndarray]) -> None:
-    """Judge --inputs against the input names and shapes a .keras file declares, before a
-    worker spends seconds importing TensorFlow (the loaded model is checked again later)."""
-    if source.kind != "keras":
-        return
-    from edgekit.precheck import keras_input_specs
-
-    declared = keras_input_specs(source.location)
-    if declared is not None:
-        bind(arrays, declared)
 
 
 class _Run:

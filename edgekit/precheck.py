@@ -11,9 +11,12 @@ import json
 import re
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from edgekit.specs import TensorSpec
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Keras names unnamed inputs itself, and renames them on reload (input_layer -> input_layer_1):
 # such a name in the file is not the name the loaded model has.
@@ -72,3 +75,15 @@ def _spec(layer_cfg: dict[str, Any]) -> TensorSpec:
     if isinstance(dtype, dict):  # a serialized DTypePolicy
         dtype = dtype.get("config", {}).get("name", "float32")
     return TensorSpec(layer_cfg["name"], tuple(None if d is None else int(d) for d in shape), str(dtype))
+
+
+def check_inputs_early(kind: str, location: str, arrays: Mapping[str, "np.ndarray"]) -> None:
+    """Judge --inputs against the input names and shapes a .keras file declares, before a
+    worker spends seconds importing TensorFlow (the loaded model is checked again later)."""
+    if kind != "keras":
+        return
+    declared = keras_input_specs(location)
+    if declared is not None:
+        from edgekit.feeds import bind
+
+        bind(arrays, declared)
