@@ -54,9 +54,14 @@ def input_specs(path: Path, pool: WorkerPool) -> tuple[TensorSpec, ...]:
                      for t in pred.inputs)
     if rt == "keras-weights":
         raise InputError("evaluate a weights file through its conversion directory (its manifest names the inputs)")
+    return _keras_spec(path, pool).inputs
+
+
+def _keras_spec(path: Path, pool: WorkerPool) -> ModelSpec:
+    rt = runtime_for(path)
     kind = "saved_model" if rt == "tf-savedmodel" else ("h5" if path.suffix == ".h5" else "keras")
     src = ModelSource(kind, str(path.resolve()))
-    return ModelSpec.from_json(pool.tf.call("edgekit.tasks:inspect_model", src.to_json(), timeout=600, tag="load")).inputs
+    return ModelSpec.from_json(pool.tf.call("edgekit.tasks:inspect_model", src.to_json(), timeout=600, tag="load"))
 
 
 def run(path: Path, feeds: Mapping[str, np.ndarray], pool: WorkerPool) -> dict[str, np.ndarray]:
@@ -66,7 +71,8 @@ def run(path: Path, feeds: Mapping[str, np.ndarray], pool: WorkerPool) -> dict[s
 
 
 def metrics(outputs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Classification (softmax rows or one sigmoid) or regression metrics."""
+    """Classification (softmax rows or one sigmoid) or regression metrics. Accuracy, precision
+    and recall are percentages (as everywhere in edgekit); AUC is the area, in [0, 1]."""
     out = np.asarray(outputs, dtype=np.float64)
     y = np.asarray(labels)
     n = len(y)
@@ -81,15 +87,16 @@ def metrics(outputs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
         return {"accuracy": float(np.mean(pred == truth) * 100),
                 "loss": float(-np.mean(np.log(probs[np.arange(n), truth]))),
                 "auc": float(np.mean(aucs)) if aucs else float("nan"),
-                "precision": float(np.mean(prec)) if prec else 0.0, "recall": float(np.mean(rec)) if rec else 0.0}
+                "precision": float(np.mean(prec)) * 100 if prec else 0.0,
+                "recall": float(np.mean(rec)) * 100 if rec else 0.0}
     if out.ndim == 2 and out.shape[1] == 1 and set(np.unique(y)).issubset({0, 1}):
         p = np.clip(out[:, 0], 1e-7, 1 - 1e-7)
         t = y.reshape(-1).astype(bool)
         pred = p >= 0.5
         return {"accuracy": float(np.mean(pred == t) * 100),
                 "loss": float(-np.mean(t * np.log(p) + (~t) * np.log(1 - p))),
-                "auc": _auc(p, t), "precision": float(np.mean(t[pred])) if pred.any() else 0.0,
-                "recall": float(np.mean(pred[t])) if t.any() else 0.0}
+                "auc": _auc(p, t), "precision": float(np.mean(t[pred])) * 100 if pred.any() else 0.0,
+                "recall": float(np.mean(pred[t])) * 100 if t.any() else 0.0}
     diff = out.reshape(n, -1) - y.reshape(n, -1)
     return {"mae": float(np.mean(np.abs(diff))), "mse": float(np.mean(diff ** 2))}
 
@@ -118,19 +125,34 @@ def evaluate(target: str, data: str, pool: WorkerPool | None = None) -> list[dic
     pool = pool or default_pool()
     rows = []
     for path in artifacts_of(target):
-        specs = _specs_for(path, target, pool)
-        ev = load_eval_data(data, specs)
+        specs, out_names = _specs_for(path, target, pool)
+        ev = load_eval_data(data, specs, output_names=out_names)
         outs = run(path, ev.inputs, pool)
-        first = next(iter(outs.values())) if len(outs) == 1 else outs[sorted(outs)[0]]
-        rows.append({"artifact": str(path), "samples": len(ev.labels), **metrics(first, ev.labels)})
+        labels = ev.label_sets(list(outs))
+        row: dict[str, Any] = {"artifact": str(path), "samples": len(ev.labels)}
+        for name, y in labels.items():
+            # one output: the metric names alone (as before); several: each named OUTPUT/metric
+            prefix = "" if len(outs) == 1 else f"{name}/"
+            row.update({f"{prefix}{k}": v for k, v in metrics(outs[name], y).items()})
+        unscored = [n for n in outs if n not in labels]
+        if unscored:
+            row["unscored_outputs"] = unscored
+        rows.append(row)
     return rows
 
 
-def _specs_for(path: Path, target: str, pool: WorkerPool) -> tuple[TensorSpec, ...]:
+def _specs_for(path: Path, target: str, pool: WorkerPool) -> tuple[tuple[TensorSpec, ...], list[str]]:
+    """Input specs and output names of one artifact (from the manifest of a directory)."""
     mf = Path(target) / "manifest.json"
     if Path(target).is_dir() and mf.is_file():
-        return ModelSpec.from_json(json.loads(mf.read_text())["model"]).inputs
-    return input_specs(path, pool)
+        spec = ModelSpec.from_json(json.loads(mf.read_text())["model"])
+        return spec.inputs, list(spec.output_names)
+    if runtime_for(path) in ("litert", "onnxruntime"):
+        from edgekit.runtime import load
+
+        return input_specs(path, pool), load(path).output_names
+    spec = _keras_spec(path, pool)
+    return spec.inputs, list(spec.output_names)
 
 
 def predict(artifact: str, data: str, pool: WorkerPool | None = None) -> dict[str, np.ndarray]:
@@ -141,7 +163,7 @@ def predict(artifact: str, data: str, pool: WorkerPool | None = None) -> dict[st
     pool = pool or default_pool()
     path = Path(artifact)
     specs = input_specs(path, pool)
-    outs = run(path, bind(load_arrays(data), specs, source="--data"), pool)
+    outs = run(path, bind(load_arrays(data), specs, source="--inputs"), pool)
     res = dict(outs)
     for name, a in outs.items():
         if a.ndim == 2 and a.shape[1] > 1:

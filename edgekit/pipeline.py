@@ -233,6 +233,9 @@ def convert(
     check_out_dir(out)
     if inputs:
         arrays, label = load_arrays(inputs), os.path.abspath(inputs)
+        from edgekit.precheck import check_inputs_early
+
+        check_inputs_early(source.kind, source.location, arrays)
     elif input_arrays is not None:
         arrays, label = dict(input_arrays), input_label
     else:
@@ -279,6 +282,7 @@ class _Run:
         self.calibration: Any = None
         self.eval: Any = None
         self.eval_reference: tuple[str, float] | None = None
+        self.eval_refs: dict[str, tuple[str, float]] = {}  # per output name
         self.golden: dict[str, np.ndarray] | None = None
         self.golden_reference: Comparison | None = None
         self.profiles: list[Any] = []
@@ -308,11 +312,11 @@ class _Run:
             self.eval = load_eval_data(self.eval_source, spec.inputs, self.opts.seed)
 
     def execute(self, arrays: Mapping[str, np.ndarray] | None, label: str, scratch: str, t_start: float) -> ConvertResult:
-        from edgekit.validate.metrics import task_metric
+        from edgekit.validate.metrics import headline, reference_metrics
 
         self.scratch = scratch
         self.say(f"loading {self.source.display}")
-        spec = ModelSpec.from_json(self._tf("inspect_model", tag="load"))
+        spec = ModelSpec.from_json(self._tf("inspect_model", tag="load", on_progress=self.say, heartbeat_s=2.0))
         for m in (self.opts.atol, self.opts.rtol):
             bad = [k for k in m if k is not None and k not in spec.output_names]
             if bad:
@@ -362,7 +366,8 @@ class _Run:
                                                          "; ".join(self.golden_reference.failures())))
         if self.eval is not None:
             ref_eval, _ = self._tf("reference", self.eval.inputs, 0, tag="reference:eval")
-            self.eval_reference = task_metric(ref_eval[spec.output_names[0]], self.eval.labels)
+            self.eval_refs = reference_metrics(ref_eval, self.eval, spec.output_names)
+            self.eval_reference = headline(self.eval_refs)
             self.say(f"model on {self.eval.description}: {self.eval_reference[0]} {self.eval_reference[1]:.4g}")
 
         staging = _make_out_dir(self.out)
@@ -396,7 +401,9 @@ class _Run:
                                                       "samples": cal.count, "meaningful": cal.meaningful},
                 eval_info=None if self.eval is None else {"source": self.eval_source, "description": self.eval.description,
                                                           "metric": self.eval_reference[0], "model": self.eval_reference[1],
-                                                          "max_accuracy_drop": self.opts.max_accuracy_drop},
+                                                          "max_accuracy_drop": self.opts.max_accuracy_drop,
+                                                          "outputs": {n: {"metric": m, "model": v}
+                                                                      for n, (m, v) in self.eval_refs.items()}},
                 feeds=feeds, reference=reference, golden_reference=self.golden_reference,
                 devices=[{**p.to_json(), **({"self_test": self.device_workers.self_tests.get(p.name)}
                                             if self.device_workers is not None else {})} for p in self.profiles],
@@ -582,7 +589,7 @@ class _Run:
                 self._second_size(job, row, worker, staged, run_opts)
             row.notes.extend(res.get("notes", []))
             if self.eval is not None:
-                self._judge_task(row, ev["outputs"][spec.output_names[0]])
+                self._judge_task(row, ev["outputs"])
         return row, staged
 
     def _h5_not_applicable(self, row: ArtifactResult, prefix: str) -> ArtifactResult:
@@ -664,11 +671,12 @@ class _Run:
         self.say(f"{prefix}: {prof.name}: {cell['status']}" + (f" ({cell['error']})" if cell["error"] else ""))
         return cell
 
-    def _judge_task(self, row: ArtifactResult, outputs: np.ndarray) -> None:
-        """Record the task metric; with --max-accuracy-drop it decides quantized rows."""
-        from edgekit.validate.metrics import metric_row, task_metric
+    def _judge_task(self, row: ArtifactResult, outputs: dict[str, np.ndarray]) -> None:
+        """Record the task metric of every labelled output; with --max-accuracy-drop the
+        largest accuracy drop decides quantized rows."""
+        from edgekit.validate.metrics import task_row
 
-        row.task = metric_row(task_metric(outputs, self.eval.labels), self.eval_reference)
+        row.task = task_row(outputs, self.eval, self.eval_refs)
         gate = self.opts.max_accuracy_drop
         if gate is None or row.recipe is None or row.comparison is None or row.comparison.error:
             return

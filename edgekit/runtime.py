@@ -10,9 +10,13 @@ from the signature, so a call costs little more than a bare ``Interpreter.invoke
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -122,6 +126,39 @@ def _tflite_interpreter() -> tuple[Any, str]:
         ) from None
 
 
+# LiteRT logs this from C++ on every interpreter that gets the default delegate: noise on
+# every command's stderr, and nothing a user can act on.
+_LITERT_NOISE = ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",)
+
+
+@contextlib.contextmanager
+def quiet_litert_log() -> Iterator[None]:
+    """Capture native writes to fd 2 and pass on every line except LiteRT's INFO banner.
+
+    Used around the calls that create the delegate (interpreter creation, tensor allocation),
+    not around ``invoke``, so timing loops pay nothing.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable fd 2 (embedded interpreters)
+        yield
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            lines = tmp.read().decode("utf-8", "replace").splitlines(keepends=True)
+            kept = "".join(ln for ln in lines if ln.strip() not in _LITERT_NOISE)
+            if kept:
+                sys.stderr.write(kept)
+                sys.stderr.flush()
+
+
 def _quant(details: Mapping[str, Any]) -> tuple[float | None, int | None]:
     scale, zp = details.get("quantization", (0.0, 0))
     if not scale:
@@ -140,7 +177,8 @@ class TFLitePredictor(Predictor):
             mod = __import__(Interpreter.__module__, fromlist=["OpResolverType"])
             kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
-            self._setup(Interpreter, kwargs)
+            with quiet_litert_log():
+                self._setup(Interpreter, kwargs)
         except (InputError, RuntimeFailure):
             raise
         except Exception as exc:  # noqa: BLE001 - damaged files raise ValueError, RuntimeError, ...
@@ -195,7 +233,12 @@ class TFLitePredictor(Predictor):
         arrays = {t.name: self._to_input(t, named[t.name]) for t in self.inputs}
         try:
             if not self._fast:
-                out = self._runner(**arrays)
+                if self._allocated:
+                    out = self._runner(**arrays)
+                else:
+                    with quiet_litert_log():
+                        out = self._runner(**arrays)
+                    self._allocated = True
                 return {t.name: self._from_output(t, np.array(out[t.name])) for t in self.outputs}
             it = self._it
             resized = False
@@ -205,7 +248,8 @@ class TFLitePredictor(Predictor):
                     self._shapes[name] = a.shape
                     resized = True
             if resized or not self._allocated:
-                it.allocate_tensors()
+                with quiet_litert_log():
+                    it.allocate_tensors()
                 self._allocated = True
             for name, a in arrays.items():
                 it.set_tensor(self._in_idx[name], a)

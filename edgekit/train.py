@@ -26,7 +26,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     weight_decay: float = 4e-3
     momentum: float = 0.9
-    loss: str = "categorical_crossentropy"
+    loss: str | dict[str, str] = "categorical_crossentropy"  # or one per output name
     metrics: list[str] = field(default_factory=lambda: ["accuracy"])
     epochs: int = 30
     batch_size: int = 32
@@ -43,8 +43,9 @@ class TrainConfig:
     def validate(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise InputError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
-        if self.loss not in LOSSES:
-            raise InputError(f"unknown loss {self.loss!r}; choose from {', '.join(LOSSES)}")
+        for loss in (self.loss.values() if isinstance(self.loss, dict) else [self.loss]):
+            if loss not in LOSSES:
+                raise InputError(f"unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
         bad = [m for m in self.metrics if m not in METRICS]
         if bad:
             raise InputError(f"unknown metric {bad}; choose from {', '.join(METRICS)}")
@@ -54,26 +55,6 @@ class TrainConfig:
             raise InputError("--validation-split and --test-split must be in [0, 1)")
         if self.epochs < 1 or self.batch_size < 1:
             raise InputError("--epochs and --batch-size must be at least 1")
-
-
-def load_recipe(path: str) -> dict[str, Any]:
-    """A TOML recipe: the same keys as the flags (callbacks as tables); unknown keys are errors."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"recipe {path} does not exist")
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"recipe {path}: {exc}") from None
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = [k for k in data if k not in known]
-    if unknown:
-        raise InputError(f"recipe {path}: unknown key(s) {unknown}; known: {sorted(known)}")
-    return data
 
 
 def load_data(cfg: TrainConfig) -> tuple[dict[str, np.ndarray] | np.ndarray, np.ndarray, str]:
@@ -104,15 +85,24 @@ def load_data(cfg: TrainConfig) -> tuple[dict[str, np.ndarray] | np.ndarray, np.
         x = np.delete(table, li, axis=1).astype(np.float32)
         return x, table[:, li], f"CSV {p.name} (label column {cfg.label_column!r})"
     arrays = load_arrays(cfg.data)
-    if "y" not in arrays:
-        raise InputError(f"{cfg.data} has no labels: store them as 'y' (and inputs as 'x' or by input name)")
-    y = arrays.pop("y")
+    per_output = {k[2:]: arrays.pop(k) for k in list(arrays) if k.startswith("y_") and k != "y_"}
+    if "y" not in arrays and not per_output:
+        raise InputError(f"{cfg.data} has no labels: store them as 'y', or per output as 'y_<output>' "
+                         "(and inputs as 'x' or by input name)")
+    # labels keyed by output name (without y_) stay with the inputs: only the loaded model
+    # tells the two apart, in the worker
+    y: Any = arrays.pop("y") if "y" in arrays else per_output
     x: Any = arrays.pop("x") if list(arrays) == ["x"] else arrays
     return x, y, p.name
 
 
-def split(x: Any, y: np.ndarray, test_split: float, seed: int) -> tuple[Any, np.ndarray, Any, np.ndarray]:
-    n = len(y)
+def n_samples(a: Any) -> int:
+    """Rows of an array, or of the arrays of a dict (inputs or labels by name)."""
+    return len(next(iter(a.values()))) if isinstance(a, dict) else len(a)
+
+
+def split(x: Any, y: Any, test_split: float, seed: int) -> tuple[Any, Any, Any, Any]:
+    n = n_samples(y) if not isinstance(y, dict) or y else n_samples(x)
     order = np.random.default_rng(seed).permutation(n)
     n_test = int(round(n * test_split))
     test, train = order[:n_test], order[n_test:]
@@ -120,7 +110,7 @@ def split(x: Any, y: np.ndarray, test_split: float, seed: int) -> tuple[Any, np.
     def take(a: Any, idx: np.ndarray) -> Any:
         return {k: v[idx] for k, v in a.items()} if isinstance(a, dict) else a[idx]
 
-    return take(x, train), y[train], take(x, test), y[test]
+    return take(x, train), take(y, train), take(x, test), take(y, test)
 
 
 def write_outputs(out: Path, result: dict[str, Any]) -> None:
@@ -160,12 +150,11 @@ def plot_history(history: dict[str, list[float]], path: Path) -> None:
 
 
 def config_from(recipe: str | None, flags: dict[str, Any]) -> TrainConfig:
-    """Recipe values, overridden by flags the user gave (None means not given)."""
-    base = load_recipe(recipe) if recipe else {}
-    given = {k: v for k, v in flags.items() if v is not None}
-    cfg = TrainConfig(**{**base, **given})
-    cfg.validate()
-    return cfg
+    """Recipe values, overridden by flags the user gave (None means not given); the rules
+    are ``edgekit.train_recipe``'s."""
+    from edgekit.train_recipe import build
+
+    return build(recipe, flags)[0]
 
 
 def to_json(cfg: TrainConfig) -> dict[str, Any]:
@@ -187,7 +176,7 @@ def run_training(cfg: TrainConfig, out_dir: str, progress: Any = None, pool: Any
     out = Path(out_dir)
     check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
-    say(f"training {cfg.model} on {described}: {len(y_train)} samples, {len(y_test)} held out for test; "
+    say(f"training {cfg.model} on {described}: {n_samples(x_train)} samples, {n_samples(x_test)} held out for test; "
         f"{cfg.optimizer} lr {cfg.learning_rate:g}, {cfg.loss}, {cfg.loop} loop")
     pool = pool or default_pool()
     res = pool.tf.call("edgekit.models.training:train", to_json(cfg), source, x_train, y_train, x_test, y_test,

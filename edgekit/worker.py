@@ -129,12 +129,15 @@ class Worker:
         timeout: float | None = None,
         tag: str = "",
         on_progress: Callable[[str], None] | None = None,
+        heartbeat_s: float | None = None,
         **kwargs: Any,
     ) -> Any:
         """Run ``func(*args, **kwargs)`` in the worker and return its result.
 
         Raises the worker's ``EdgekitError`` as the same class, ``WorkerCrashed`` when the
-        worker dies or exceeds ``timeout`` seconds (it is then killed).
+        worker dies or exceeds ``timeout`` seconds (it is then killed). ``heartbeat_s``: while
+        nothing else is heard, tell ``on_progress`` every so many seconds what is being waited
+        for (a fresh worker's import of TensorFlow, then the call itself).
         """
         with self._lock:
             self.start()
@@ -148,7 +151,12 @@ class Worker:
             # its own, generous limit.
             deadline = time.monotonic() + max(STARTUP_LIMIT_S, timeout or 0.0)
             started = False
+            t_call = last_heard = time.monotonic()
             while True:
+                if heartbeat_s and on_progress is not None and time.monotonic() - last_heard >= heartbeat_s:
+                    last_heard = time.monotonic()
+                    doing = f"{tag or func}" if started else f"the {self.name} worker is importing its libraries"
+                    on_progress(f"... {doing} ({last_heard - t_call:.0f} s)")
                 wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
                 try:
                     ready = self._conn.poll(wait)
@@ -159,6 +167,7 @@ class Worker:
                         kind, payload = self._conn.recv()
                     except (EOFError, OSError, pickle.UnpicklingError):
                         return self._crashed(func, tag)
+                    last_heard = time.monotonic()
                     if kind == "started":
                         started = True
                         deadline = None if timeout is None else time.monotonic() + timeout

@@ -60,7 +60,10 @@ def load_calibration(source: str, specs: tuple[TensorSpec, ...], samples: int = 
         arrays, note = _csv(p, specs), f"CSV {p.name}"
     else:
         arrays, note = load_arrays(source), p.name
-        arrays = {k: v for k, v in arrays.items() if k not in LABEL_COLUMNS}
+        # labelled data calibrates too: labels (y, or y_<output> per output) are not inputs
+        names = {sp.name for sp in specs}
+        arrays = {k: v for k, v in arrays.items()
+                  if k in names or (k not in LABEL_COLUMNS and not k.startswith("y_"))}
     bound = bind(_draw(arrays, samples, seed), specs, source="--calibration")
     return Calibration(bound, f"{next(iter(bound.values())).shape[0]} samples from {note}")
 

@@ -39,15 +39,46 @@ def _db(nsr: float) -> float:
     return float("inf") if nsr <= 0 else -20 * math.log10(nsr)
 
 
-def keras_layer_for(tensor_name: str, layer_names: list[str]) -> str | None:
-    """The Keras layer a TFLite tensor comes from (names like ``model/dense_1/MatMul;...``)."""
-    parts = {p for seg in tensor_name.split(";") for p in seg.split("/")}
-    best = None
+def _scopes(tensor_name: str, model_name: str | None) -> list[str]:
+    """The layer-level name scopes in a tensor name, in order: the part under the model's own
+    scope (``cnn_1/conv_1_1/Relu`` -> ``conv_1_1``), or every part when there is none."""
+    out = []
+    for seg in tensor_name.split(";"):
+        parts = seg.split("/")
+        if model_name and len(parts) > 1 and re.fullmatch(rf"{re.escape(model_name)}(_\d+)*", parts[0]):
+            out.append(parts[1])
+        else:
+            out.extend(parts)
+    return out
+
+
+def keras_layer_map(tensor_names: list[str], layer_names: list[str], model_name: str | None = None) -> dict[str, str]:
+    """Each TFLite tensor's Keras layer, for the tensors whose layer can be told.
+
+    Tracing for export re-opens name scopes, and TensorFlow makes each unique by appending
+    ``_N``: layer ``conv2d`` may run under ``conv2d_1`` and layer ``conv2d_1`` under
+    ``conv2d_1_2``, so a name alone is ambiguous. Scopes are made unique in call order, and a
+    later name is never shorter than the one it collided with: walking the layers in model
+    order, each takes the shortest still-unclaimed scope of its own ``name(_N)*`` family.
+    """
+    scopes = {sc for t in tensor_names for sc in _scopes(t, model_name)}
+    owner: dict[str, str] = {}
     for name in layer_names:
-        pat = re.compile(rf"^{re.escape(name)}(_\d+)?$")
-        if any(pat.match(p) for p in parts) and (best is None or len(name) > len(best)):
-            best = name
-    return best
+        family = re.compile(rf"{re.escape(name)}(_\d+)*")
+        free = [sc for sc in scopes if sc not in owner and family.fullmatch(sc)]
+        if free:
+            owner[min(free, key=lambda sc: (len(sc), sc))] = name
+    out = {}
+    for t in tensor_names:
+        layer = next((owner[sc] for sc in _scopes(t, model_name) if sc in owner), None)
+        if layer is not None:
+            out[t] = layer
+    return out
+
+
+def keras_layer_for(tensor_name: str, layer_names: list[str], model_name: str | None = None) -> str | None:
+    """One tensor's layer (see ``keras_layer_map``, which should be given all tensors)."""
+    return keras_layer_map([tensor_name], layer_names, model_name).get(tensor_name)
 
 
 def _converter(ctx: Any, calibration: Mapping[str, np.ndarray], workdir: str) -> Any:
@@ -122,7 +153,17 @@ def layer_report(ctx: Any, calibration: Mapping[str, np.ndarray], workdir: str,
     stats = list(csv.DictReader(buf))
     topo = _topology(plain)
     nsr_by_name = {r["tensor_name"]: float(r["nsr"]) for r in stats}
-    layer_names = [layer.name for layer in ctx.model.layers]
+    # InputLayers run no op: left in, they could claim a scope that belongs to a later layer
+    layer_names = [layer.name for layer in ctx.model.layers if type(layer).__name__ != "InputLayer"]
+    names = [r["tensor_name"] for r in stats]
+    layer_of: dict[str, str | None] = dict(keras_layer_map(names + [i for t in names for i in topo.get(t, [])],
+                                                           layer_names, ctx.model.name))
+    previous = None
+    for t in names:  # the dump is in execution order
+        if layer_of.get(t) is None:  # a fused activation's output, named after the signature
+            feeding = [layer_of.get(i) for i in topo.get(t, [])]
+            layer_of[t] = next((x for x in feeding if x), previous)
+        previous = layer_of[t]
     rows = []
     for r in stats:
         snr_out = _db(float(r["nsr"]))
@@ -130,7 +171,7 @@ def layer_report(ctx: Any, calibration: Mapping[str, np.ndarray], workdir: str,
         snr_in = _db(max(measured_in)) if measured_in else IDEAL_INT8_SNR_DB
         rows.append({
             "tensor": r["tensor_name"], "op": r["op_name"],
-            "layer": keras_layer_for(r["tensor_name"], layer_names),
+            "layer": layer_of[r["tensor_name"]],
             "snr_db": snr_out, "snr_in_db": snr_in, "snr_lost_db": max(0.0, snr_in - snr_out),
             "scale": float(r["scale"]) if r.get("scale") else None,
         })

@@ -104,31 +104,41 @@ def _costs(source: Any, spec: ModelSpec, fit: dict[str, Any], check: dict[str, A
     return out
 
 
+def _table(head: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    """Columns as wide as their longest entry: layer and tensor names are printed whole."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return [line(head), *(line(r) for r in rows)]
+
+
 def render(res: dict[str, Any], top: int = 15) -> str:
+    from edgekit.units import size_text
+
+    shown = res["report"][:top]
     if res.get("format") == "onnx":
-        lines = ["rank  layer                 tensor                                  SNR in  SNR out  lost (dB)"]
-        for i, r in enumerate(res["report"][:top], 1):
-            lines.append(f"{i:>4}  {(r['layer'] or '-')[:20]:<20}  {r['tensor'][:38]:<38}  {r['snr_in_db']:>6.1f}  "
-                         f"{r['snr_db']:>7.1f}  {r['snr_lost_db']:>8.1f}")
+        rows = [[str(i), r["layer"] or "-", r["tensor"], f"{r['snr_in_db']:.1f}", f"{r['snr_db']:.1f}",
+                 f"{r['snr_lost_db']:.1f}"] for i, r in enumerate(shown, 1)]
+        lines = _table(["rank", "layer", "tensor", "SNR in", "SNR out", "lost (dB)"], rows, {0, 3, 4, 5})
         lines.append("SNR against the float model's same tensor; ranked by the SNR each tensor loses against its inputs")
         lines.append(f"calibration: {res['calibration']}" + ("" if res["meaningful"] else " -- NOT meaningful"))
         return "\n".join(lines)
-    lines = ["rank  layer                 op                 SNR in   SNR out  lost (dB)"]
-    for i, r in enumerate(res["report"][:top], 1):
-        layer = r["layer"] or r["tensor"][:20]
-        lines.append(f"{i:>4}  {layer[:20]:<20}  {r['op'][:17]:<17}  {r['snr_in_db']:>6.1f}  {r['snr_db']:>7.1f}  {r['snr_lost_db']:>8.1f}")
+    rows = [[str(i), r["layer"] or r["tensor"], r["op"], f"{r['snr_in_db']:.1f}", f"{r['snr_db']:.1f}",
+             f"{r['snr_lost_db']:.1f}"] for i, r in enumerate(shown, 1)]
+    lines = _table(["rank", "layer", "op", "SNR in", "SNR out", "lost (dB)"], rows, {0, 3, 4, 5})
     if len(res["report"]) > top:
         lines.append(f"      ... {len(res['report']) - top} more layers")
     lines.append("")
     for s in res["steps"]:
         kept = ", ".join(s["float_keras_layers"]) or "none"
-        lines.append(f"float layers: {kept:<40} output SNR {s['snr_db']:.1f} dB  {'PASS' if s['passed'] else 'fail'}"
-                     f"  ({s['size'] / 1024:.1f} KB)")
+        lines.append(f"float layers: {kept}  output SNR {s['snr_db']:.1f} dB  {'PASS' if s['passed'] else 'fail'}"
+                     f"  ({size_text(s['size'])})")
     if res.get("costs"):
-        c = res["costs"]
         lines.append("")
-        for k, v in c.items():
-            lines.append(f"{k:<15} {v['size'] / 1024:8.1f} KB  {v['latency_ms']:.3f} ms (LiteRT, batch 1)")
+        for k, v in res["costs"].items():
+            lines.append(f"{k:<15} {size_text(v['size']):>9}  {v['latency_ms']:.3f} ms (LiteRT, batch 1)")
         lines.append(f"selective model: {res['selective_path']}")
     lines.append(f"calibration: {res['calibration']}" + ("" if res["meaningful"] else " -- NOT meaningful"))
     return "\n".join(lines)

@@ -20,12 +20,29 @@ from xml.etree import ElementTree as ET
 
 from edgekit.check.runner import fmt_size as _size
 from edgekit.fsutil import atomic_write_bytes, atomic_write_json
+from edgekit.units import agreement_text, metric_text
 from edgekit.validate.compare import HIST_EDGES_LOG10
 
 DEFAULT_NAMES = {"json": "report.json", "junit": "junit.xml", "markdown": "summary.md", "html": "report.html"}
 _ICON = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skipped": "skip"}
 _VERDICT = {0: "passed", 1: "a conversion or runtime failed", 2: "a model's input was unusable",
             3: "a tolerance, budget, golden or regression check failed"}
+
+
+def verdict(report: dict[str, Any]) -> str:
+    """Why the run ends with its exit code, in words. Models no shard covered are named as the
+    cause (a merge of one shard fails for that reason alone, not for a conversion)."""
+    code = report["exit_code"]
+    missing = report.get("missing_models") or []
+    if not missing:
+        return str(_VERDICT.get(code, code))
+    t = report.get("totals", {})
+    causes = [f"NOT CHECKED by any shard: {', '.join(missing)}"]
+    if t.get("error"):
+        causes.append(_VERDICT[1])
+    if t.get("fail"):
+        causes.append(_VERDICT[3])
+    return "; ".join(causes)
 
 
 def _num(v: Any, fmt: str = "{:.3g}") -> str:
@@ -40,10 +57,17 @@ def _task(c: dict[str, Any]) -> str:
     t = c.get("task_metric")
     if not t:
         return "-"
-    s = f"{t.get('metric', '')} {t.get('value', 0):.4g}"
+    s = f"{t.get('metric', '')} {metric_text(str(t.get('metric', '')), t.get('value', 0))}"
     if t.get("drop") is not None:
         s += f" (drop {t['drop']:.2f})"
     return s
+
+
+def _agree(c: dict[str, Any]) -> str:
+    """Top-1 agreement as ``convert`` shows it: tie-aware, strict beside it where they differ."""
+    if "top1" not in c:  # a report written before both were recorded
+        return _num(c.get("agreement"), "{:.4f}")
+    return agreement_text(c.get("top1"), c.get("top1_strict"), c.get("cosine"))
 
 
 def _dev(c: dict[str, Any]) -> str:
@@ -57,7 +81,7 @@ def _numbers(c: dict[str, Any]) -> str:
     if c.get("min_snr_db") is not None:
         parts.append(f"SNR={c['min_snr_db']:.1f}dB")
     if c.get("agreement") is not None:
-        parts.append(f"agreement={c['agreement']:.4f}")
+        parts.append(f"top-1 agreement={_agree(c)}")
     if c.get("size") is not None:
         parts.append(f"size={c['size']}B")
     if c.get("latency_ms") is not None:
@@ -126,7 +150,7 @@ def junit_xml(report: dict[str, Any]) -> bytes:
 def markdown(report: dict[str, Any]) -> str:
     t = report["totals"]
     code = report["exit_code"]
-    lines = [f"## edgekit check: {'PASSED' if code == 0 else 'FAILED'} ({_VERDICT.get(code, code)}, exit code {code})", ""]
+    lines = [f"## edgekit check: {'PASSED' if code == 0 else 'FAILED'} ({verdict(report)}, exit code {code})", ""]
     lines.append(f"{t['cases']} cases: {t['pass']} passed, {t['fail']} failed, {t['error']} errors, "
                  f"{t['skipped']} skipped; {report.get('elapsed_s', 0):.1f} s"
                  + (f"; shard {report['shard'][0]}/{report['shard'][1]}" if report.get("shard") else ""))
@@ -139,13 +163,13 @@ def markdown(report: dict[str, Any]) -> str:
         if m.get("error"):
             lines.append(f"**error:** {m['error']}")
             continue
-        lines.append("| artifact | device | status | size | latency (ms) | max abs diff | SNR (dB) | agreement | task metric | why |")
+        lines.append("| artifact | device | status | size | latency (ms) | max abs diff | SNR (dB) | top-1 agreement | task metric | why |")
         lines.append("|---|---|---|---:|---:|---:|---:|---:|---|---|")
         for c in cases:
             why = "; ".join(c.get("messages", [])).replace("|", "\\|")
             lines.append(f"| {c['artifact']} | {_dev(c)} | {_ICON[c['status']]} | {_size(c.get('size'))} | "
                          f"{_num(c.get('latency_ms'), '{:.3f}')} | {_num(c.get('max_abs'))} | "
-                         f"{_num(c.get('min_snr_db'), '{:.1f}')} | {_num(c.get('agreement'), '{:.4f}')} | "
+                         f"{_num(c.get('min_snr_db'), '{:.1f}')} | {_agree(c)} | "
                          f"{_task(c)} | {why[:300]} |")
     return "\n".join(lines) + "\n"
 
@@ -259,7 +283,7 @@ def html_report(report: dict[str, Any]) -> str:
         f"<style>{_CSS}</style><script>{_JS}</script></head><body>",
         "<h1>edgekit check</h1>",
         f"<p class='verdict {'ok' if code == 0 else 'bad'}'>{'PASSED' if code == 0 else 'FAILED'}: "
-        f"{e(str(_VERDICT.get(code, code)))} (exit code {code})</p>",
+        f"{e(verdict(report))} (exit code {code})</p>",
         f"<p>{t['cases']} cases: {t['pass']} passed, {t['fail']} failed, {t['error']} errors, {t['skipped']} skipped. "
         f"Created {e(report.get('created', ''))} from {e(str(report.get('config', '')))}; "
         f"{report.get('elapsed_s', 0):.1f} s.</p>",
@@ -273,7 +297,7 @@ def html_report(report: dict[str, Any]) -> str:
         state = "cached, not reconverted" if m.get("cached") else f"converted in {m.get('convert_elapsed_s', 0):.1f} s"
         parts.append(f"<h2 id='model-{e(m['name'])}'>{e(m['name'])}</h2><p>{e(str(m.get('source')))}: {state}</p>")
         parts.append("<table class='matrix'><thead><tr><th>artifact</th><th>device</th><th>status</th><th>size</th>"
-                     "<th>latency (ms)</th><th>max abs diff</th><th>SNR (dB)</th><th>agreement</th>"
+                     "<th>latency (ms)</th><th>max abs diff</th><th>SNR (dB)</th><th>top-1 agreement</th>"
                      "<th>task metric</th><th>why / notes</th></tr></thead><tbody>")
         for c in cases:
             why = "; ".join(c.get("messages", []) + c.get("notes", []))
@@ -282,7 +306,7 @@ def html_report(report: dict[str, Any]) -> str:
                 f"<td class='l'>{e(_dev(c))}</td><td class='st'>{_ICON[c['status']]}</td>"
                 f"<td>{_size(c.get('size'))}</td><td>{_num(c.get('latency_ms'), '{:.3f}')}</td>"
                 f"<td>{_num(c.get('max_abs'))}</td><td>{_num(c.get('min_snr_db'), '{:.1f}')}</td>"
-                f"<td>{_num(c.get('agreement'), '{:.4f}')}</td><td class='l'>{e(_task(c))}</td>"
+                f"<td>{e(_agree(c))}</td><td class='l'>{e(_task(c))}</td>"
                 f"<td class='l'>{e(why)}</td></tr>")
         parts.append("</tbody></table>")
         for title, svg in _plots(report, m["name"]):
@@ -335,5 +359,5 @@ def console_table(report: dict[str, Any]) -> str:
     lines.append(f"{t['cases']} cases: {t['pass']} passed, {t['fail']} failed, {t['error']} errors, {t['skipped']} skipped"
                  + (f"; {cached} of {len(report['models'])} models unchanged (cached)" if cached else "")
                  + (f"; NOT CHECKED by any shard: {', '.join(report['missing_models'])}" if report.get("missing_models") else ""))
-    lines.append(f"verdict: {_VERDICT.get(report['exit_code'], report['exit_code'])} (exit code {report['exit_code']})")
+    lines.append(f"verdict: {verdict(report)} (exit code {report['exit_code']})")
     return "\n".join(lines)

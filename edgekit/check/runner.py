@@ -108,6 +108,17 @@ def _agreement(comp: dict[str, Any] | None) -> float | None:
     return min(vals) if vals else None
 
 
+def _top1_fields(comp: dict[str, Any] | None) -> dict[str, float | None]:
+    """The worst output's top-1 agreement, tie-aware and strict (fractions), as ``convert``
+    shows them, and the worst cosine for outputs that are not classifier rows."""
+    from edgekit.units import worst
+
+    outs = (comp or {}).get("outputs", [])
+    return {"top1": worst(o.get("top1_agreement") for o in outs),
+            "top1_strict": worst(o.get("top1_strict") for o in outs),
+            "cosine": worst(o.get("cosine") for o in outs)}
+
+
 def _snr(comp: dict[str, Any] | None) -> float | None:
     if not comp:
         return None
@@ -122,13 +133,10 @@ def _snr(comp: dict[str, Any] | None) -> float | None:
 
 
 def fmt_size(n: int | None) -> str:
-    """Decimal units, as budgets are written ("40 KB" = 40,000 bytes)."""
-    if n is None:
-        return "-"
-    for unit, div in (("MB", 1e6), ("KB", 1e3)):
-        if n >= div:
-            return f"{n / div:.1f} {unit}"
-    return f"{n} B"
+    """Decimal units, as budgets are written ("40 KB" = 40,000 bytes): the one size format."""
+    from edgekit.units import size_text
+
+    return size_text(n)
 
 
 def judge(model: ModelCase, art: dict[str, Any], device: str, manifest: dict[str, Any],
@@ -146,6 +154,7 @@ def judge(model: ModelCase, art: dict[str, Any], device: str, manifest: dict[str
         "size": art.get("size"), "latency_ms": _ms(art.get("latency") if host else (cell or {}).get("latency")),
         "convert_s": art.get("convert_s"),
         "max_abs": None, "max_rel": None, "min_snr_db": _snr(comp), "agreement": _agreement(comp),
+        **_top1_fields(comp),
         "task_metric": art.get("task_metric"), "path": art.get("path"), "notes": art.get("notes", []),
         "hist": {o["name"]: o.get("abs_hist") for o in (comp or {}).get("outputs", []) if o.get("abs_hist")},
         "quantized": art.get("recipe") is not None,

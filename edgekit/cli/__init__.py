@@ -14,9 +14,22 @@ from typing import Any
 import click
 
 from edgekit import __version__
+from edgekit.cli.options import aliased
 from edgekit.errors import EXIT_USAGE, EdgekitError
 
 _T0 = time.perf_counter()
+
+
+def _needs_converter(command: str, target: str | None = None) -> None:
+    """One line instead of a worker's import failure when the ``convert`` extra is absent.
+
+    ``target``: an artifact that LiteRT or ONNX Runtime runs needs no converter.
+    """
+    if target is not None and Path(target).suffix in (".tflite", ".onnx"):
+        return
+    from edgekit.extras import require_converter
+
+    require_converter(command)
 
 
 def _progress(quiet: bool) -> Any:
@@ -40,6 +53,8 @@ def cli() -> None:
 
 
 FORMATS_HELP = "saved_model, keras, h5, weights, tflite, onnx"
+UNSAFE_HELP = "Allow models whose loading runs stored code (Lambda layers)."
+QUIET_HELP = "No progress lines."
 
 
 @cli.command()
@@ -49,7 +64,7 @@ FORMATS_HELP = "saved_model, keras, h5, weights, tflite, onnx"
 @click.option("--to", "formats", default=None, metavar="LIST",
               help=f"Comma-separated formats to export (default: all of {FORMATS_HELP}).")
 @click.option("--opset", default=17, show_default=True, type=int, help="ONNX opset.")
-@click.option("--inputs", default=None, metavar="FILE",
+@click.option("--inputs", "-i", default=None, metavar="FILE",
               help="Inputs to check with: .npz with one array per input name (or .npy for one input). "
                    "Default: seeded random inputs.")
 @click.option("--batch-size", default=2, show_default=True, type=int, help="Batch size of random inputs.")
@@ -60,7 +75,7 @@ FORMATS_HELP = "saved_model, keras, h5, weights, tflite, onnx"
               help="Absolute tolerance for every output, or for one named output; repeatable.")
 @click.option("--rtol", multiple=True, metavar="[OUTPUT=]X",
               help="Tolerance relative to the output's magnitude (max|ref|); repeatable.")
-@click.option("--unsafe", is_flag=True, help="Allow models whose loading runs stored code (Lambda layers).")
+@click.option("--unsafe", is_flag=True, help=UNSAFE_HELP)
 @click.option("--custom-objects", default=None, metavar="MODULE.py",
               help="Python module defining the model's custom layers (imported before loading; a dict "
                    "CUSTOM_OBJECTS in it is passed to Keras). The only way edgekit runs code for a model file.")
@@ -73,10 +88,15 @@ FORMATS_HELP = "saved_model, keras, h5, weights, tflite, onnx"
               help="Devices to run every artifact on, as columns: x86-cpu (default), arm64-cortex-a53/a72/a76, "
                    "arm64-neoverse-n1, cuda, or all-available (see 'edgekit devices').")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines; only the matrix.")
+@click.option("--json", "json_path", default=None, metavar="FILE",
+              help="The result as the JSON report edgekit check writes ('-': standard output, the matrix then "
+                   "goes to standard error).")
+@click.option("--markdown", "md_path", default=None, metavar="FILE", help="A Markdown table to paste in a pull request.")
+@click.option("--html", "html_path", default=None, metavar="FILE", help="The one-file HTML report with its plots.")
 def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: str | None, batch_size: int,
             seed: int, shapes: tuple[str, ...], atol: tuple[str, ...], rtol: tuple[str, ...], unsafe: bool,
             custom_objects: str | None, timeout: float, target_runtime: str | None, devices: str | None, quiet: bool,
-            **quant: Any) -> None:
+            json_path: str | None, md_path: str | None, html_path: str | None, **quant: Any) -> None:
     """Export MODEL to every format and check each artifact against it.
 
     MODEL is a .keras or .h5 file, a SavedModel directory, path/to/module.py:function
@@ -85,6 +105,7 @@ def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: s
     is compared with the model's own: an output passes when
     max|artifact - model| <= atol + rtol * max|model output|.
     """
+    _needs_converter("convert")
     from edgekit.feeds import parse_shapes
     from edgekit.pipeline import convert as run_convert, parse_tolerance_overrides
     from edgekit.report.matrix import render
@@ -97,9 +118,14 @@ def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: s
         unsafe=unsafe, custom_objects=custom_objects, timeout=timeout, target_runtime=target_runtime,
         devices=devices, progress=_progress(quiet), **quant,
     )
-    click.echo(render(result))
+    click.echo(render(result), err=json_path == "-")
     if explain:
         _explain(model, result, quant, unsafe, quiet)
+    from edgekit.check.convert_report import write_convert_reports
+
+    written = write_convert_reports(result, model, json_path, md_path, html_path)
+    if written:
+        click.echo("reports: " + ", ".join(written), err=True)
     sys.exit(result.exit_code)
 
 
@@ -157,18 +183,21 @@ _with_quant_options(convert)
 
 @cli.command("quantize")
 @click.argument("model", metavar="MODEL")
-@click.option("--out", "-o", "out_dir", default="edgekit-quant", show_default=True, metavar="DIR")
+@click.option("--out", "-o", "out_dir", default="edgekit-quant", show_default=True, metavar="DIR",
+              help="Output directory for the artifacts and manifest.json.")
 @click.option("--to", "formats", default="tflite", show_default=True, metavar="LIST",
               help="Float artifacts made alongside, as the size and accuracy reference.")
-@click.option("--inputs", default=None, metavar="FILE", help="Inputs to compare on (default: random).")
-@click.option("--batch-size", default=8, show_default=True, type=int)
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--unsafe", is_flag=True)
-@click.option("--timeout", default=600.0, show_default=True, type=float, metavar="SECONDS")
-@click.option("--quiet", "-q", is_flag=True)
+@click.option("--inputs", "-i", default=None, metavar="FILE", help="Inputs to compare on (default: random).")
+@click.option("--batch-size", default=8, show_default=True, type=int, help="Batch size of random inputs.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of random inputs.")
+@click.option("--unsafe", is_flag=True, help=UNSAFE_HELP)
+@click.option("--timeout", default=600.0, show_default=True, type=float, metavar="SECONDS",
+              help="Limit for each conversion and each runtime check.")
+@click.option("--quiet", "-q", is_flag=True, help=QUIET_HELP)
 def quantize_cmd(model: str, out_dir: str, formats: str, inputs: str | None, batch_size: int, seed: int,
                  unsafe: bool, timeout: float, quiet: bool, **quant: Any) -> None:
     """Quantize MODEL only (default: TFLite dynamic, float16 and int8) and show what each mode costs."""
+    _needs_converter("quantize")
     from edgekit.pipeline import convert as run_convert
     from edgekit.report.matrix import render
 
@@ -189,8 +218,8 @@ _with_quant_options(quantize_cmd)
 @cli.command()
 @click.option("--out", "-o", "out_dir", default="edgekit-demo", show_default=True, metavar="DIR",
               help="Where the trained model and its artifacts go.")
-@click.option("--epochs", default=5, show_default=True, type=click.IntRange(1, 500))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--epochs", default=5, show_default=True, type=click.IntRange(1, 500), help="Training epochs.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the data split and the weights.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines; only the matrix.")
 def demo(out_dir: str, epochs: int, seed: int, quiet: bool) -> None:
     """Train the guide's MLP on the built-in digits, then convert and check it.
@@ -199,6 +228,7 @@ def demo(out_dir: str, epochs: int, seed: int, quiet: bool) -> None:
     to 28x28 for the 784-input MLP). The test images are the check inputs, so top-1
     agreement between the model and each artifact is measured on real data.
     """
+    _needs_converter("demo")
     from pathlib import Path
 
     from edgekit.models.digits import load_digits
@@ -214,12 +244,12 @@ def demo(out_dir: str, epochs: int, seed: int, quiet: bool) -> None:
     say(f"training the guide's MLP on digits for {epochs} epochs")
     info = default_pool().tf.call("edgekit.models.training:train_digits_mlp", str(model_path), epochs, seed,
                                   on_progress=say, tag="train")
-    say(f"trained: test accuracy {info['test_accuracy']:.4f} on {info['n_test']} held-out digits")
+    say(f"trained: test accuracy {100 * info['test_accuracy']:.2f}% on {info['n_test']} held-out digits")
     _, _, x_test, _ = load_digits(seed=seed)
     result = run_convert(str(model_path), out / "artifacts", input_arrays={"pixels": x_test[:64]},
                          input_label="64 held-out digits test images", progress=say)
     click.echo(render(result))
-    click.echo(f"\nKeras model test accuracy: {info['test_accuracy']:.4f}; trained model: {model_path}")
+    click.echo(f"\nKeras model test accuracy: {100 * info['test_accuracy']:.2f}%; trained model: {model_path}")
     sys.exit(result.exit_code)
 
 
@@ -240,6 +270,7 @@ def models_cmd(ctx: click.Context) -> None:
 @click.argument("name")
 def models_show(name: str) -> None:
     """Print NAME's Keras summary: layers, output shapes, parameter counts."""
+    _needs_converter("models show")
     from edgekit.errors import InputError
     from edgekit.models.zoo import BUILDERS
     from edgekit.worker import default_pool
@@ -252,7 +283,8 @@ def models_show(name: str) -> None:
 
 
 @cli.command("train")
-@click.option("--recipe", default=None, metavar="FILE.toml", help="Recipe with the same keys as these flags; flags win.")
+@click.option("--recipe", default=None, metavar="FILE.toml",
+              help="TOML with these flags' names and value forms (see the README); flags given here win.")
 @click.option("--model", default=None, help="A guide model name (mlp, cnn, ...) or a .keras/.h5 file.  [default: mlp]")
 @click.option("--data", default=None, metavar="DATA",
               help="digits, data.npz (x or inputs by name, y), x.npy,y.npy, or data.csv (see --label-column).  [default: digits]")
@@ -261,56 +293,43 @@ def models_show(name: str) -> None:
 @click.option("--learning-rate", default=None, type=float, help="[default: 0.001]")
 @click.option("--weight-decay", default=None, type=float, help="AdamW weight decay.  [default: 0.004]")
 @click.option("--momentum", default=None, type=float, help="SGD momentum.  [default: 0.9]")
-@click.option("--loss", default=None, type=click.Choice(["categorical_crossentropy", "sparse_categorical_crossentropy",
-                                                          "binary_crossentropy", "mse", "mae", "huber"]),
-              help="[default: categorical_crossentropy]")
+@click.option("--loss", multiple=True, metavar="[OUTPUT=]LOSS",
+              help="categorical_crossentropy, sparse_categorical_crossentropy, binary_crossentropy, mse, mae, "
+                   "huber; repeat as OUTPUT=LOSS for one loss per output.  [default: categorical_crossentropy]")
 @click.option("--metrics", default=None, help="Comma-separated: accuracy, mae, auc, precision, recall.  [default: accuracy]")
 @click.option("--epochs", default=None, type=int, help="[default: 30]")
 @click.option("--batch-size", default=None, type=int, help="[default: 32]")
 @click.option("--validation-split", default=None, type=float, help="[default: 0.1]")
 @click.option("--test-split", default=None, type=float, help="Held out before training, scored at the end.  [default: 0.2]")
-@click.option("--seed", default=None, type=int)
+@click.option("--seed", default=None, type=int, help="Seed of the data split, the weights and shuffling.  [default: 0]")
 @click.option("--loop", default=None, type=click.Choice(["fit", "custom"]),
               help="fit, or custom: an explicit tf.GradientTape step.  [default: fit]")
 @click.option("--clip-norm", default=None, type=float, help="Clip gradients to this global norm.")
-@click.option("--early-stopping", "es_patience", default=None, type=int, metavar="PATIENCE",
+@click.option("--early-stopping", "early_stopping", default=None, type=int, metavar="PATIENCE",
               help="Stop after PATIENCE epochs without improvement of --monitor (best weights restored).")
-@click.option("--reduce-lr", "rl_patience", default=None, type=int, metavar="PATIENCE",
+@click.option("--reduce-lr", "reduce_lr", default=None, type=int, metavar="PATIENCE",
               help="Multiply the learning rate by --lr-factor after PATIENCE epochs without improvement.")
-@click.option("--lr-factor", default=0.5, show_default=True, type=float)
-@click.option("--min-lr", default=1e-6, show_default=True, type=float)
-@click.option("--monitor", default="val_loss", show_default=True, help="Quantity the callbacks watch.")
+@click.option("--lr-factor", default=None, type=float, help="--reduce-lr's multiplier.  [default: 0.5]")
+@click.option("--min-lr", default=None, type=float, help="--reduce-lr's lower bound.  [default: 1e-06]")
+@click.option("--monitor", default=None, help="Quantity the callbacks watch.  [default: val_loss]")
 @click.option("--checkpoint", is_flag=True, help="Save the best model (by --monitor) as best.keras.")
 @click.option("--stop-at", default=None, metavar="METRIC=VALUE", help="Stop when a metric reaches a value (e.g. val_accuracy=0.97).")
-@click.option("--out", "-o", "out_dir", default="edgekit-train", show_default=True, metavar="DIR")
-@click.option("--quiet", "-q", is_flag=True)
-def train_cmd(recipe: str | None, es_patience: int | None, rl_patience: int | None, lr_factor: float, min_lr: float,
-              monitor: str, checkpoint: bool, stop_at: str | None, metrics: str | None, out_dir: str, quiet: bool,
-              **flags: Any) -> None:
+@click.option("--out", "-o", "out", default=None, metavar="DIR",
+              help="Where model.keras, history.json and history.png go.  [default: edgekit-train]")
+@click.option("--quiet", "-q", is_flag=True, help=QUIET_HELP)
+def train_cmd(recipe: str | None, checkpoint: bool, quiet: bool, **flags: Any) -> None:
     """Train a model as the user guide does, with Keras; writes model.keras, history.json and
     history.png, and scores the held-out test split."""
-    from edgekit.errors import InputError
-    from edgekit.train import config_from, run_training
+    _needs_converter("train")
+    from edgekit.train import run_training
+    from edgekit.train_recipe import build
+    from edgekit.units import metric_text, metrics_in_percent
 
-    if metrics is not None:
-        flags["metrics"] = [m.strip() for m in metrics.split(",") if m.strip()]
-    if es_patience is not None:
-        flags["early_stopping"] = {"monitor": monitor, "patience": es_patience, "restore_best_weights": True}
-    if rl_patience is not None:
-        flags["reduce_lr"] = {"monitor": monitor, "patience": rl_patience, "factor": lr_factor, "min_lr": min_lr}
-    if checkpoint:
-        flags["checkpoint"] = {"monitor": monitor, "save_best_only": True}
-    if stop_at is not None:
-        metric, sep, value = stop_at.partition("=")
-        try:
-            flags["stop_at"] = {"metric": metric.strip(), "value": float(value)}
-            if not sep or not metric.strip():
-                raise ValueError
-        except ValueError:
-            raise InputError(f"--stop-at {stop_at!r}: expected METRIC=VALUE, e.g. val_accuracy=0.97") from None
-    cfg = config_from(recipe, flags)
+    loss = flags.pop("loss")  # () when not given
+    flags["loss"] = None if not loss else (loss[0] if len(loss) == 1 and "=" not in loss[0] else list(loss))
+    cfg, out_dir = build(recipe, {**flags, "checkpoint": True if checkpoint else None})
     res = run_training(cfg, out_dir, progress=_progress(quiet))
-    test = ", ".join(f"{k} {v:.4f}" for k, v in res["test"].items())
+    test = ", ".join(f"{k} {metric_text(k, v)}" for k, v in metrics_in_percent(res["test"]).items())
     stopped = f", stopped by {res['stopped_by']}" if res["stopped_by"] else ""
     click.echo(f"trained {res['epochs_run']} epoch(s) in {res['train_seconds']:.1f} s{stopped}; test: {test}")
     click.echo(f"model: {res['model']}; history: {Path(out_dir) / 'history.json'}, {Path(out_dir) / 'history.png'}")
@@ -320,12 +339,13 @@ def train_cmd(recipe: str | None, es_patience: int | None, rl_patience: int | No
 @click.argument("target", metavar="ARTIFACT|DIR")
 @click.option("--data", required=True, metavar="DATA",
               help="Labelled data: digits, or .npz with arrays by input name (or x) and labels as y.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead of a table.")
 def evaluate_cmd(target: str, data: str, as_json: bool) -> None:
     """Score an artifact, or every artifact of a conversion directory, on labelled data.
 
     Metrics are computed the same way for every artifact: accuracy, loss, AUC, precision,
     recall for classifiers; MAE and MSE otherwise."""
+    _needs_converter("evaluate", None if data == "digits" else target)
     import json as _json
 
     from edgekit.evaluate import evaluate
@@ -334,19 +354,29 @@ def evaluate_cmd(target: str, data: str, as_json: bool) -> None:
     if as_json:
         click.echo(_json.dumps(rows, indent=1))
         return
-    keys = [k for k in rows[0] if k not in ("artifact", "samples")]
-    click.echo(f"{'artifact':<40} " + " ".join(f"{k:>10}" for k in keys))
+    from edgekit.units import is_percent_metric
+
+    keys = [k for k in rows[0] if k not in ("artifact", "samples", "unscored_outputs")]
+    heads = [k + (" %" if is_percent_metric(k) else "") for k in keys]
+    w = [max(10, len(h)) for h in heads]
+    click.echo(f"{'artifact':<40} " + " ".join(f"{h:>{n}}" for h, n in zip(heads, w)))
     for r in rows:
-        click.echo(f"{Path(r['artifact']).name:<40} " + " ".join(f"{r[k]:>10.4f}" for k in keys))
+        click.echo(f"{Path(r['artifact']).name:<40} " + " ".join(
+            f"{r[k]:>{n}.2f}" if is_percent_metric(k) else f"{r[k]:>{n}.4f}" for k, n in zip(keys, w)))
+    if rows[0].get("unscored_outputs"):
+        click.echo(f"not scored (no labels given): {', '.join(rows[0]['unscored_outputs'])}")
     click.echo(f"({rows[0]['samples']} samples of {data})")
 
 
 @cli.command("predict")
 @click.argument("artifact")
-@click.option("--data", required=True, metavar="FILE", help=".npz (arrays by input name) or .npy (one input).")
-@click.option("--out", "out_path", required=True, metavar="FILE.npz")
+@aliased("--inputs", "-i", "data", aliases=("--data",), required=True, metavar="FILE",
+         help=".npz (arrays by input name) or .npy (one input).")
+@click.option("--out", "-o", "out_path", required=True, metavar="FILE.npz",
+              help="Where the outputs go (and NAME_classes for classifier outputs).")
 def predict_cmd(artifact: str, data: str, out_path: str) -> None:
-    """Write ARTIFACT's raw outputs on --data to an .npz (and NAME_classes for classifiers)."""
+    """Write ARTIFACT's raw outputs on --inputs to an .npz (and NAME_classes for classifiers)."""
+    _needs_converter("predict", artifact)
     import io
 
     import numpy as np
@@ -376,7 +406,8 @@ def formats_cmd() -> None:
 @cli.command("debug-quant")
 @click.argument("model", metavar="MODEL")
 @click.option("--calibration", default=None, metavar="DATA", help="Calibration data (as for convert --calibration).")
-@click.option("--calibration-samples", default=200, show_default=True, type=click.IntRange(2, 100000))
+@click.option("--calibration-samples", default=200, show_default=True, type=click.IntRange(2, 100000),
+              help="Samples drawn (deterministically) from the calibration data.")
 @click.option("--selective/--no-selective", default=True, show_default=True,
               help="Search the layers to keep in float until int8 meets its default criteria.")
 @click.option("--out", "-o", "out_dir", default="edgekit-debug-quant", show_default=True, metavar="DIR",
@@ -384,12 +415,13 @@ def formats_cmd() -> None:
 @click.option("--format", "fmt", default="tflite", show_default=True, type=click.Choice(["tflite", "onnx"]),
               help="tflite: TFLite's quantization debugger (and --selective); onnx: ONNX Runtime's QDQ comparison.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-@click.option("--unsafe", is_flag=True)
-@click.option("--quiet", "-q", is_flag=True)
+@click.option("--unsafe", is_flag=True, help=UNSAFE_HELP)
+@click.option("--quiet", "-q", is_flag=True, help=QUIET_HELP)
 def debug_quant_cmd(model: str, calibration: str | None, calibration_samples: int, selective: bool, out_dir: str,
                     fmt: str, as_json: bool, unsafe: bool, quiet: bool) -> None:
     """Per-layer error of MODEL's int8 TFLite model (layers named as in Keras, worst first),
     and which layers to keep in float so int8 passes. Exit 3 if even that fails."""
+    _needs_converter("debug-quant")
     import json
 
     from edgekit.quantize.explain import debug_quant, render, require_calibration

@@ -51,8 +51,9 @@ def check_cmd(config: str | None, out_dir: str | None, update_golden: bool, base
     from edgekit.check.config import load_config
     from edgekit.check.reports import console_table, write_reports
     from edgekit.check.runner import CheckRun, parse_shard
-    from edgekit.cli import _progress
+    from edgekit.cli import _needs_converter, _progress
 
+    _needs_converter("check")
     shard_kn = parse_shard(shard)  # option errors before the file's
     cfg = load_config(config)
     if devices:

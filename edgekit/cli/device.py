@@ -14,6 +14,7 @@ from typing import Any
 import click
 import numpy as np
 
+from edgekit.cli.options import aliased
 from edgekit.errors import InputError, MissingDependencyError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
@@ -26,12 +27,22 @@ def read_inputs(path: str, predictor: Any) -> tuple[dict[str, np.ndarray], str]:
     p = Path(path)
     if p.suffix.lower() in IMAGE_SUFFIXES:
         return read_image(p, predictor)
-    arrays = load_arrays(path)
-    if list(arrays) == [""]:
-        if len(predictor.inputs) != 1:
-            raise InputError(f"a single .npy cannot feed inputs {predictor.input_names}: use an .npz keyed by name")
-        arrays = {predictor.inputs[0].name: arrays[""]}
-    return arrays, ""
+    return check_inputs(load_arrays(path), predictor), ""
+
+
+def check_inputs(arrays: dict[str, np.ndarray], predictor: Any) -> dict[str, np.ndarray]:
+    """Names, shapes and dtypes checked against the artifact's inputs before it runs, with
+    the same one-line exit-2 messages as ``predict`` (not the runtime's own, which name
+    internal nodes or are cut off)."""
+    from edgekit.feeds import bind
+    from edgekit.specs import TensorSpec
+
+    specs = tuple(
+        TensorSpec(t.name, tuple(None if d < 0 else d for d in t.shape),
+                   "float32" if t.quantized and not predictor.raw_io else t.dtype)
+        for t in predictor.inputs
+    )
+    return bind(arrays, specs, source="--inputs")
 
 
 def read_texts(artifact: str, texts: list[str], path: str | None) -> tuple[dict[str, np.ndarray], str]:
@@ -99,17 +110,19 @@ def topk_lines(name: str, a: np.ndarray, k: int) -> list[str]:
 
 @click.command()
 @click.argument("artifact", type=click.Path(dir_okay=False))
-@click.option("--input", "-i", "input_path", default=None, metavar="FILE",
-              help="Inputs: .npz (one array per input name), .npy (one input), an image (.png/.jpg), or for a "
-                   "model that took strings a .txt (one text a line) or .json list of texts.")
+@aliased("--inputs", "-i", "input_path", aliases=("--input",), default=None, metavar="FILE",
+         help="Inputs: .npz (one array per input name), .npy (one input), an image (.png/.jpg), or for a "
+              "model that took strings a .txt (one text a line) or .json list of texts.")
 @click.option("--text", "texts", multiple=True, metavar="TEXT",
               help="A text for a model that took strings (repeatable); tokenized by preprocessing.json.")
-@click.option("--output", "-o", "output_path", default=None, metavar="FILE.npz",
-              help="Write the outputs (and NAME_classes for classifier outputs) to an .npz.")
+@aliased("--out", "-o", "output_path", aliases=("--output",), default=None, metavar="FILE.npz",
+         help="Write the outputs (and NAME_classes for classifier outputs) to an .npz.")
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 1000), help="Classes shown per row.")
 @click.option("--threads", default=None, type=click.IntRange(1, 256), help="Interpreter threads.")
 @click.option("--no-xnnpack", is_flag=True, help="TFLite: run the builtin kernels without the XNNPACK delegate.")
-@click.option("--raw", is_flag=True, help="Quantized models: take and return raw integers (no (de)quantization).")
+@click.option("--raw", is_flag=True,
+              help="Integer-I/O quantized models: take and return the raw integers (no (de)quantization). "
+                   "Models with float inputs and outputs have none: a note says so.")
 def run(artifact: str, input_path: str | None, texts: tuple[str, ...], output_path: str | None, top_k: int,
         threads: int | None, no_xnnpack: bool, raw: bool) -> None:
     """Run ARTIFACT (.tflite or .onnx) on inputs and print its outputs."""
@@ -117,8 +130,13 @@ def run(artifact: str, input_path: str | None, texts: tuple[str, ...], output_pa
     from edgekit.runtime import load
 
     if not input_path and not texts:
-        raise click.UsageError("pass --input FILE (or --text for a model that took strings)")
+        raise click.UsageError("pass --inputs FILE (or --text for a model that took strings)")
     pred = load(artifact, threads=threads, xnnpack=not no_xnnpack, raw_io=raw)
+    if raw and not any(t.quantized for t in (*pred.inputs, *pred.outputs)):
+        # an int8 model converted with float I/O quantizes inside the graph: there are no
+        # integers at its boundary to pass through, so --raw changes nothing; say so
+        click.echo(f"--raw has no effect: {Path(artifact).name} takes and returns floats "
+                   "(it quantizes inside the model); only integer-I/O models have raw values", err=True)
     if texts or (input_path and Path(input_path).suffix.lower() in (".txt", ".json")):
         arrays, note = read_texts(artifact, list(texts), None if texts else input_path)
     else:
@@ -190,13 +208,15 @@ def bench_predictor(pred: Any, feeds: dict[str, np.ndarray], runs: int, warmup: 
 
 @click.command()
 @click.argument("artifact", type=click.Path(dir_okay=False))
-@click.option("--threads", default=None, type=click.IntRange(1, 256))
-@click.option("--batch", default=1, show_default=True, type=click.IntRange(1, 65536))
-@click.option("--runs", default=100, show_default=True, type=click.IntRange(1, 10_000_000))
-@click.option("--warmup", default=10, show_default=True, type=click.IntRange(0, 100_000))
-@click.option("--input", "-i", "input_path", default=None, metavar="FILE",
-              help="Inputs to time with (default: seeded random data of the model's shapes).")
-@click.option("--no-xnnpack", is_flag=True)
+@click.option("--threads", default=None, type=click.IntRange(1, 256), help="Interpreter threads (default: the runtime's).")
+@aliased("--batch-size", "batch", aliases=("--batch",), default=1, show_default=True, type=click.IntRange(1, 65536),
+         help="Batch size of the random inputs timed (ignored with --inputs).")
+@click.option("--runs", default=100, show_default=True, type=click.IntRange(1, 10_000_000), help="Timed inferences.")
+@click.option("--warmup", default=10, show_default=True, type=click.IntRange(0, 100_000),
+              help="Untimed inferences before the timed ones.")
+@aliased("--inputs", "-i", "input_path", aliases=("--input",), default=None, metavar="FILE",
+         help="Inputs to time with (default: seeded random data of the model's shapes).")
+@click.option("--no-xnnpack", is_flag=True, help="TFLite: time the builtin kernels without the XNNPACK delegate.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def bench(artifact: str, threads: int | None, batch: int, runs: int, warmup: int, input_path: str | None,
           no_xnnpack: bool, as_json: bool) -> None:
@@ -292,7 +312,10 @@ def _tflite_io(data: bytes) -> dict[str, Any]:
             return {"runnable_here": False, "load_error": str(exc)}
         io = {"inputs": [vars(t) for t in pred.inputs], "outputs": [vars(t) for t in pred.outputs]}
         try:
-            pred._it.allocate_tensors()  # Flex ops load but fail here, when kernels are prepared
+            from edgekit.runtime import quiet_litert_log
+
+            with quiet_litert_log():
+                pred._it.allocate_tensors()  # Flex ops load but fail here, when kernels are prepared
         except Exception as exc:  # noqa: BLE001
             return {"runnable_here": False, "load_error": str(exc).splitlines()[0], **io}
         return {"runnable_here": True, "runtime_loaded_with": pred.backend, **io}

@@ -37,7 +37,7 @@ def devices_group(ctx: click.Context, extra: tuple[str, ...], as_json: bool) -> 
 @devices_group.command("setup")
 @click.argument("what", type=click.Choice(["arm64"]))
 @click.option("--force", is_flag=True, help="Rebuild even if a complete environment exists.")
-@click.option("--quiet", "-q", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def setup_cmd(what: str, force: bool, quiet: bool) -> None:
     """Build the emulated ARM64 environment once (qemu 10 from Debian, an arm64 Python
     userland, aarch64 wheels at the host's versions), in the user's cache directory.

@@ -89,10 +89,55 @@ def _fit_inputs(model: Any, x: Any) -> Any:
     raise InputError(f"data of shape {x.shape[1:]} cannot feed the model's input of shape {want}")
 
 
-def _fit_labels(model: Any, y: np.ndarray, loss: str) -> np.ndarray:
+REGRESSION_LOSSES = ("mse", "mae", "huber")
+
+
+def _labels_by_output(out_names: list[str], x: Any, y: Any) -> tuple[Any, Any]:
+    """Inputs and labels, the labels keyed by output name for a multi-output model: from
+    ``y_<output>`` arrays (already keyed in ``y``) or arrays named after an output (still in
+    ``x``). A single ``y`` cannot say which output it is for when there are several."""
     from edgekit.errors import InputError
 
-    out_dim = int(model.outputs[0].shape[-1])
+    labels = dict(y) if isinstance(y, dict) else y
+    if isinstance(x, dict):
+        named = {k: x[k] for k in x if k in out_names}
+        if named:
+            if not isinstance(labels, dict):
+                raise InputError(f"labels given both as 'y' and by output name {sorted(named)}: use one way")
+            labels.update(named)
+            x = {k: v for k, v in x.items() if k not in named}
+            if list(x) == ["x"]:
+                x = x["x"]
+    if isinstance(labels, dict):
+        unknown = [k for k in labels if k not in out_names]
+        missing = [n for n in out_names if n not in labels]
+        if unknown or missing:
+            raise InputError(f"labels per output: the model's outputs are {out_names}; "
+                             f"no labels for {missing}, labels for unknown {unknown} (name them y_<output>)")
+        return x, labels if len(out_names) > 1 else labels[out_names[0]]
+    if len(out_names) > 1:
+        raise InputError(f"the model has outputs {out_names}: give labels per output as y_<output> "
+                         "(or an array named after the output), not one 'y'")
+    return x, labels
+
+
+def _losses(loss: str | dict[str, str], out_names: list[str]) -> dict[str, str]:
+    from edgekit.errors import InputError
+
+    if isinstance(loss, str):
+        return {n: loss for n in out_names}
+    unknown = [k for k in loss if k not in out_names]
+    missing = [n for n in out_names if n not in loss]
+    if unknown or missing:
+        raise InputError(f"--loss per output: the model's outputs are {out_names}; "
+                         f"no loss for {missing}, a loss for unknown {unknown} (pass --loss OUTPUT=LOSS for each)")
+    return dict(loss)
+
+
+def _fit_labels(model: Any, y: np.ndarray, loss: str, index: int = 0) -> np.ndarray:
+    from edgekit.errors import InputError
+
+    out_dim = int(model.outputs[index].shape[-1])
     y = np.asarray(y)
     if loss == "categorical_crossentropy":
         if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
@@ -131,12 +176,22 @@ def _optimizer(cfg: dict[str, Any]) -> Any:
     return keras.optimizers.RMSprop(**kw)
 
 
-def _metrics(cfg: dict[str, Any]) -> list[Any]:
+def _metrics(cfg: dict[str, Any], loss: str | None = None, multi: bool = False) -> list[Any]:
+    """The configured metrics for an output trained with ``loss``. With several outputs, each
+    head gets the ones that mean something for it: a regression head its error (mae), a
+    classifier head accuracy (and with one-hot labels auc, precision, recall)."""
     import keras
 
-    loss = cfg["loss"]
+    loss = loss if loss is not None else cfg["loss"]
+    names = list(cfg["metrics"])
+    if multi and loss in REGRESSION_LOSSES:
+        names = [m for m in names if m == "mae"] or ["mae"]
+    elif multi and loss == "sparse_categorical_crossentropy":  # integer labels: the others need one-hot
+        names = ["accuracy"]
+    elif multi:
+        names = [m for m in names if m != "mae"] or ["accuracy"]
     out = []
-    for m in cfg["metrics"]:
+    for m in names:
         if m == "accuracy":
             out.append({"categorical_crossentropy": keras.metrics.CategoricalAccuracy(name="accuracy"),
                         "sparse_categorical_crossentropy": keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
@@ -217,9 +272,10 @@ def train(cfg: dict[str, Any], source: dict[str, Any] | None, x_train: Any, y_tr
         from edgekit.errors import InputError
 
         raise InputError("a SavedModel holds no Keras architecture to train: train the .keras/.h5 file or a builder")
-    xtr, xte = _fit_inputs(model, x_train), _fit_inputs(model, x_test)
-    ytr, yte = _fit_labels(model, y_train, cfg["loss"]), _fit_labels(model, y_test, cfg["loss"])
-    model.compile(optimizer=_optimizer(cfg), loss=cfg["loss"], metrics=_metrics(cfg))
+    xtr, xte, ytr, yte, loss, metrics = _prepared(model, cfg, x_train, y_train, x_test, y_test)
+    if isinstance(loss, str):
+        cfg = {**cfg, "loss": loss}  # a per-output table naming the one output
+    model.compile(optimizer=_optimizer(cfg), loss=loss, metrics=metrics)
     cbs = _callbacks(cfg, out_dir, cfg["epochs"])
     t0 = time.perf_counter()
     if cfg["loop"] == "custom":
@@ -228,7 +284,8 @@ def train(cfg: dict[str, Any], source: dict[str, Any] | None, x_train: Any, y_tr
         history = model.fit(xtr, ytr, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
                             validation_split=cfg["validation_split"], callbacks=cbs, verbose=0).history
     seconds = time.perf_counter() - t0
-    test = model.evaluate(xte, yte, batch_size=256, verbose=0, return_dict=True) if len(y_test) else {}
+    n_test = len(next(iter(yte.values()))) if isinstance(yte, dict) else len(yte)
+    test = model.evaluate(xte, yte, batch_size=256, verbose=0, return_dict=True) if n_test else {}
     path = model_path or os.path.join(out_dir, "model.keras")
     save_atomically(model, path)
     stop = next((c for c in cbs if hasattr(c, "stopped_epoch") and getattr(c, "stopped_epoch", 0)), None)
@@ -242,6 +299,29 @@ def train(cfg: dict[str, Any], source: dict[str, Any] | None, x_train: Any, y_tr
         "checkpoint": os.path.join(out_dir, "best.keras") if cfg.get("checkpoint") else None,
         "params": int(model.count_params()),
     }
+
+
+def _prepared(model: Any, cfg: dict[str, Any], x_train: Any, y_train: Any, x_test: Any, y_test: Any) -> tuple[Any, ...]:
+    """Inputs, labels, loss and metrics as ``compile``/``fit`` take them: for a model with
+    several outputs, labels, losses and metrics keyed by output name (Keras then reports
+    ``<output>_<metric>``)."""
+    from edgekit.errors import InputError
+    from edgekit.models.keras_io import io_names
+
+    _, out_names = io_names(model)
+    x_train, y_train = _labels_by_output(out_names, x_train, y_train)
+    x_test, y_test = _labels_by_output(out_names, x_test, y_test)
+    xtr, xte = _fit_inputs(model, x_train), _fit_inputs(model, x_test)
+    losses = _losses(cfg["loss"], out_names)
+    if len(out_names) == 1:
+        loss = losses[out_names[0]]
+        return xtr, xte, _fit_labels(model, y_train, loss), _fit_labels(model, y_test, loss), loss, _metrics(cfg, loss)
+    if cfg["loop"] == "custom":
+        raise InputError(f"--loop custom trains single-output models; this one has outputs {out_names}: use --loop fit")
+    ytr = {n: _fit_labels(model, y_train[n], losses[n], i) for i, n in enumerate(out_names)}
+    yte = {n: _fit_labels(model, y_test[n], losses[n], i) for i, n in enumerate(out_names)}
+    metrics = {n: _metrics(cfg, losses[n], multi=True) for n in out_names}
+    return xtr, xte, ytr, yte, losses, metrics
 
 
 def _custom_loop(model: Any, cfg: dict[str, Any], x: Any, y: np.ndarray, callbacks: list[Any]) -> dict[str, list[float]]:

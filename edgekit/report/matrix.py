@@ -3,18 +3,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from edgekit.units import agreement_text, size_text, worst
+
 if TYPE_CHECKING:
     from edgekit.pipeline import ConvertResult
 
 
 def human_size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+    """The one size format (decimal units): see ``edgekit.units.size_text``."""
+    return size_text(n)
 
 
 def _num(x: float | None, fmt: str = ".2g") -> str:
@@ -22,15 +19,28 @@ def _num(x: float | None, fmt: str = ".2g") -> str:
 
 
 def _top1(c: object) -> str:
-    vals = [o.top1_agreement for o in getattr(c, "outputs", ()) if o.top1_agreement is not None]
-    return "-" if not vals else f"{100 * min(vals):.0f}%"
+    """Tie-aware top-1 agreement, with the strict one where they differ (as ``check`` shows)."""
+    outs = getattr(c, "outputs", ())
+    return agreement_text(worst(o.top1_agreement for o in outs), worst(o.top1_strict for o in outs))
+
+
+def _task_cells(t: dict | None) -> list[str]:
+    """Metric and drop; with several labelled outputs, each output's, named."""
+    if not t:
+        return ["-", "-"]
+    per = t.get("outputs")
+    if not per:
+        return [f"{t['value']:.2f}", f"{t['drop']:+.2f}"]
+    return [" ".join(f"{n}:{v['metric']} {v['value']:.4g}" for n, v in per.items()),
+            " ".join(f"{n} {v['drop']:+.3g}" for n, v in per.items())]
 
 
 def render(result: "ConvertResult") -> str:
     task = result.eval_info is not None
     head = ["artifact", "size", "x f32", "convert", "latency", "max|d|", "max rel", "SNR dB", "top-1"]
     if task:
-        head += [result.eval_info["metric"][:4], "drop"]
+        several = len(result.eval_info.get("outputs") or {}) > 1
+        head += ["task metric" if several else result.eval_info["metric"][:4], "drop"]
     head += ["criterion", "result"]
     rows = []
     for r in result.rows:
@@ -53,8 +63,7 @@ def render(result: "ConvertResult") -> str:
             _top1(c),
         ]
         if task:
-            t = r.task
-            row += ["-" if not t else f"{t['value']:.2f}", "-" if not t else f"{t['drop']:+.2f}"]
+            row += _task_cells(r.task)
         crit = "-" if tol is None else tol.short()
         if task and r.recipe is not None and result.eval_info.get("max_accuracy_drop") is not None:
             crit = f"drop<={result.eval_info['max_accuracy_drop']:g}"
@@ -92,7 +101,9 @@ def render(result: "ConvertResult") -> str:
         out += f"\ncalibration: {cal['description']}" + ("" if cal["meaningful"] else " -- quantized results are NOT meaningful")
     if result.eval_info:
         e = result.eval_info
-        out += f"\nevaluation: {e['description']}; the Keras model scores {e['metric']} {e['model']:.2f}"
+        scores = ", ".join(f"{n}:{v['metric']} {v['model']:.4g}" for n, v in (e.get("outputs") or {}).items())
+        out += f"\nevaluation: {e['description']}; the Keras model scores " + (
+            scores if len(e.get("outputs") or {}) > 1 else f"{e['metric']} {e['model']:.2f}")
     out += f"\nartifacts and manifest.json in {result.out_dir}"
     return out
 

@@ -38,8 +38,9 @@ def test_metrics_match_scikit_learn():
     m = metrics(probs, y)
     assert m["loss"] == pytest.approx(log_loss(y, probs), rel=1e-6)
     assert m["auc"] == pytest.approx(roc_auc_score(y, probs, multi_class="ovr", average="macro"), rel=1e-6)
-    assert m["precision"] == pytest.approx(precision_score(y, probs.argmax(1), average="macro"), rel=1e-6)
-    assert m["recall"] == pytest.approx(recall_score(y, probs.argmax(1), average="macro"), rel=1e-6)
+    # percentages, as accuracy
+    assert m["precision"] == pytest.approx(100 * precision_score(y, probs.argmax(1), average="macro"), rel=1e-6)
+    assert m["recall"] == pytest.approx(100 * recall_score(y, probs.argmax(1), average="macro"), rel=1e-6)
     p = rng.random((100, 1))
     t = (rng.random(100) < p[:, 0]).astype(int)
     assert metrics(p, t)["auc"] == pytest.approx(roc_auc_score(t, p[:, 0]), rel=1e-6)

@@ -188,8 +188,8 @@ def test_convert_target_runtime_fails_tflite_that_would_not_run(pool, tmp_path):
     assert onx.status == PASS and r.exit_code == 1
 
 
-def _device_venv(tmp_path, packages: list[str]):
-    """A fresh venv with edgekit (no dependencies) and ``packages``: what a board installs."""
+def _device_venv(tmp_path, packages: list[str], no_deps: bool = True):
+    """A fresh venv with edgekit (``no_deps``: without its dependencies) and ``packages``."""
     import os
     from pathlib import Path
 
@@ -197,19 +197,25 @@ def _device_venv(tmp_path, packages: list[str]):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
-    subprocess.run([*pip, "--no-deps", str(repo)], check=True, timeout=600)
-    subprocess.run([*pip, *packages], check=True, timeout=600)
+    subprocess.run([*pip, *(["--no-deps"] if no_deps else []), str(repo)], check=True, timeout=600)
+    if packages:
+        subprocess.run([*pip, *packages], check=True, timeout=600)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     return venv, env
 
 
 @pytest.mark.slow
 def test_runtime_only_install_without_tensorflow(tmp_path, tflite_files):
-    """The documented device install: edgekit with --no-deps, then numpy, click, ai-edge-litert."""
-    venv, env = _device_venv(tmp_path, ["numpy", "click", "ai-edge-litert"])
+    """The documented device install, the plain `pip install edgekit`: no TensorFlow, and the
+    commands that need the converter say so in one line."""
+    venv, env = _device_venv(tmp_path, [], no_deps=False)
     edgekit = str(venv / "bin" / "edgekit")
-    check = subprocess.run([str(venv / "bin" / "python"), "-c", "import tensorflow"], capture_output=True)
-    assert check.returncode != 0, "TensorFlow must not be installed in the runtime-only venv"
+    for heavy in ("tensorflow", "keras", "tf2onnx", "onnx"):
+        check = subprocess.run([str(venv / "bin" / "python"), "-c", f"import {heavy}"], capture_output=True)
+        assert check.returncode != 0, f"{heavy} must not be installed by the plain install"
+    conv = subprocess.run([edgekit, "convert", "builtin:mlp"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert conv.returncode == 2 and "Traceback" not in conv.stderr, conv.stderr
+    assert 'edgekit convert needs the converter dependencies: pip install "edgekit[convert]"' in conv.stderr
     x = tmp_path / "x.npy"
     np.save(x, np.zeros((1, 784), np.float32))
     for args in (["run", tflite_files["mlp"]["int8"], "-i", str(x)],
