@@ -49,6 +49,9 @@ def load(source: Mapping[str, Any]) -> Any:
     if kind == "builder":
         return _load_builder(loc, source["function"])
     if kind == "saved_model":
+        from edgekit.savedmodel_scan import check_saved_model
+
+        check_saved_model(loc, unsafe)  # reads the protobuf only: before anything of it runs
         return _load_saved_model(loc)
     try:
         if kind == "keras":
