@@ -58,17 +58,11 @@ class TrainConfig:
 
 def load_recipe(path: str) -> dict[str, Any]:
     """A TOML recipe: the same keys as the flags (callbacks as tables); unknown keys are errors."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    p = Path(path)
-    if not p.is_file():
+    from edgekit.safeparse import load_toml, read_text
+
+    if not Path(path).exists():
         raise InputError(f"recipe {path} does not exist")
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"recipe {path}: {exc}") from None
+    data = load_toml(read_text(path, "recipe"), f"recipe {path}")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = [k for k in data if k not in known]
     if unknown:

@@ -257,8 +257,10 @@ class CheckRun:
 
     def __init__(self, cfg: CheckConfig, out: Path | None = None, update_golden: bool = False,
                  baseline: str | None = None, shard: tuple[int, int] | None = None, use_cache: bool = True,
-                 only: list[str] | None = None, say: Say | None = None, pool: Any = None) -> None:
+                 only: list[str] | None = None, say: Say | None = None, pool: Any = None,
+                 force: bool = False) -> None:
         self.cfg, self.out = cfg, Path(out) if out else cfg.out
+        self.force = force
         self.update_golden, self.shard, self.use_cache = update_golden, shard, use_cache
         self.say = say or (lambda _m: None)
         self._pool = pool
@@ -286,6 +288,8 @@ class CheckRun:
         t0 = time.perf_counter()
         tools = tool_versions()
         models_out, cases = [], []
+        outd = self._out_dir()
+        outd.open()  # the same rules as convert's --out (edgekit/outdir.py), for the whole run
         try:
             by_name = {m.name: m for m in self.cfg.models}
             for i, name in enumerate(self.selected, 1):
@@ -294,6 +298,7 @@ class CheckRun:
                 models_out.append(info)
                 cases.extend(mcases)
         finally:
+            outd.close()
             if self._own_pool and self._pool is not None:
                 self._pool.close()
         report = {
@@ -311,6 +316,16 @@ class CheckRun:
         }
         finish(report)
         return report
+
+    def _out_dir(self) -> Any:
+        from edgekit.outdir import CHECK_MARKER, OutDir
+
+        files = [getattr(m, k) for m in self.cfg.models for k in ("inputs", "calibration", "eval_data")]
+        files += [m.model for m in self.cfg.models if not m.model.startswith("builtin:") and ".py:" not in m.model]
+        outd = OutDir(self.out, force=self.force, protected=[f for f in files if f and os.path.exists(f)],
+                      planned=["models", ".cache", "report.json"], marker=CHECK_MARKER)
+        outd.check()
+        return outd
 
     def _one(self, m: ModelCase, tools: dict[str, str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         from edgekit.pipeline import convert
@@ -350,7 +365,7 @@ class CheckRun:
                     calibration=m.calibration, calibration_samples=m.calibration_samples,
                     calibration_method=m.calibration_method, eval_data=m.eval_data,
                     max_accuracy_drop=m.budgets.max_accuracy_drop, devices=m.devices,
-                    progress=lambda msg: self.say("  " + msg), pool=self.pool, **kw,
+                    progress=lambda msg: self.say("  " + msg), pool=self.pool, force=self.force, **kw,
                 )
             except errors.EdgekitError as exc:
                 return self._model_error(m, info, exc, t0)

@@ -72,11 +72,13 @@ FORMATS_HELP = "saved_model, keras, h5, weights, tflite, onnx"
 @click.option("--devices", default=None, metavar="LIST",
               help="Devices to run every artifact on, as columns: x86-cpu (default), arm64-cortex-a53/a72/a76, "
                    "arm64-neoverse-n1, cuda, or all-available (see 'edgekit devices').")
+@click.option("--force", is_flag=True, help="Write into a non-empty --out directory that edgekit did not make "
+                                           "(files edgekit does not write are kept; the input is never replaced).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines; only the matrix.")
 def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: str | None, batch_size: int,
             seed: int, shapes: tuple[str, ...], atol: tuple[str, ...], rtol: tuple[str, ...], unsafe: bool,
-            custom_objects: str | None, timeout: float, target_runtime: str | None, devices: str | None, quiet: bool,
-            **quant: Any) -> None:
+            custom_objects: str | None, timeout: float, target_runtime: str | None, devices: str | None, force: bool,
+            quiet: bool, **quant: Any) -> None:
     """Export MODEL to every format and check each artifact against it.
 
     MODEL is a .keras or .h5 file, a SavedModel directory, path/to/module.py:function
@@ -95,7 +97,7 @@ def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: s
         shapes=parse_shapes(shapes), opset=opset,
         atol=parse_tolerance_overrides(atol, "atol"), rtol=parse_tolerance_overrides(rtol, "rtol"),
         unsafe=unsafe, custom_objects=custom_objects, timeout=timeout, target_runtime=target_runtime,
-        devices=devices, progress=_progress(quiet), **quant,
+        devices=devices, progress=_progress(quiet), force=force, **quant,
     )
     click.echo(render(result))
     if explain:

@@ -47,11 +47,9 @@ def read_image(p: Path, predictor: Any) -> tuple[dict[str, np.ndarray], str]:
     _, h, w, c = t.shape
     if h <= 0 or w <= 0 or c not in (1, 3, 4):
         raise InputError(f"input {t.name!r} has shape {t.shape}: need a fixed (H, W) and 1, 3 or 4 channels for an image")
-    try:
-        img = Image.open(p)
-        img = img.convert({1: "L", 3: "RGB", 4: "RGBA"}[c])
-    except OSError as exc:
-        raise InputError(f"cannot read image {p}: {exc}") from None
+    from edgekit.safeparse import open_image
+
+    img = open_image(p, {1: "L", 3: "RGB", 4: "RGBA"}[c])
     src = img.size
     img = img.resize((w, h), Image.BILINEAR)
     arr = np.asarray(img, dtype=np.float32).reshape(1, h, w, c) / 255.0
