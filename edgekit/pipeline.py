@@ -74,36 +74,12 @@ def tolerances_for(policy: str, spec: ModelSpec, atol: Mapping[str | None, float
     return out
 
 
-# Loading, exporting and checking hold several copies of the weights at once (Keras, the
-# traced graph, the converter's buffers); measured peaks are 4-6x the model file.
-MEMORY_FACTOR = 6
-
-
 def check_memory(source: ModelSource) -> None:
-    """Refuse, with numbers, a model whose conversion would not fit in available memory
-    (before the machine swaps). Code-built models are sized only once built."""
-    from edgekit.fsutil import size_of
+    """Refuse, with numbers, a model whose conversion would not fit in available memory, sized
+    from what the file declares (edgekit/memguard.py). Code-built models are sized once built."""
+    from edgekit.memguard import check_model
 
-    if source.kind not in ("keras", "h5", "saved_model"):
-        return
-    need = size_of(source.location) * MEMORY_FACTOR
-    avail = _available_memory()
-    if avail is not None and need > avail:
-        raise errors.InputError(
-            f"{source.location} needs about {need / 1024**3:.1f} GiB to convert ({MEMORY_FACTOR}x its size) and "
-            f"{avail / 1024**3:.1f} GiB is available: free memory or convert on a larger machine"
-        )
-
-
-def _available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
+    check_model(source.kind, source.location)
 
 
 def _out_dir(out: Path, source: ModelSource, jobs: list[Job], force: bool, data: list[str | None]) -> OutDir:
@@ -304,6 +280,9 @@ class _Run:
             feeds_info: dict[str, Any] = {"source": label, "batch": int(next(iter(feeds.values())).shape[0])}
         else:
             o = self.opts
+            from edgekit.memguard import check_feeds
+
+            check_feeds(spec.inputs, o.batch_size, o.shapes)
             feeds = random_feeds(spec.inputs, batch=o.batch_size, seed=o.seed, shapes=o.shapes)
             feeds_info = {"source": "random", "seed": o.seed, "batch": o.batch_size,
                           "distribution": "standard normal floats; integers uniform in each input's range"}

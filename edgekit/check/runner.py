@@ -484,19 +484,42 @@ def load_baseline(path: str) -> dict[str, dict[str, Any]]:
         raise errors.InputError(f"--baseline {path}: not an edgekit check report.json ({exc})") from None
 
 
+def _report_shape_error(r: Any) -> str | None:
+    """What makes ``r`` unusable as a report (the keys and types merging reads), else None."""
+    if not isinstance(r, dict):
+        return f"a JSON {type(r).__name__}, expected an object"
+    if r.get("report_version") != REPORT_VERSION:
+        return f"report_version {r.get('report_version')!r}"
+    if not isinstance(r.get("config_fingerprint"), str):
+        return "config_fingerprint is not a string"
+    if not (isinstance(r.get("all_models"), list) and all(isinstance(m, str) for m in r["all_models"])):
+        return "all_models is not a list of names"
+    if not (isinstance(r.get("models"), list) and all(isinstance(m, dict) and isinstance(m.get("name"), str)
+                                                      for m in r["models"])):
+        return "models is not a list of objects with a name"
+    if not (isinstance(r.get("cases"), list) and all(isinstance(c, dict) and isinstance(c.get("status"), str)
+                                                     and isinstance(c.get("model"), str) for c in r["cases"])):
+        return "cases is not a list of objects with a model and a status"
+    if "config" not in r or not isinstance(r.get("tools"), dict):
+        return "no config or tools"
+    if not isinstance(r.get("elapsed_s", 0.0), (int, float)):
+        return "elapsed_s is not a number"
+    return None
+
+
 def merge_reports(paths: list[str]) -> dict[str, Any]:
     """Join the JSON reports of the shards of one run into one report and one exit code.
     Shards of different configurations, or the same shard twice, are refused; models no shard
     covered make the merged run fail."""
+    from edgekit.safeparse import load_json, read_text
+
     reports = []
     for p in paths:
-        try:
-            r = json.loads(Path(p).read_text())
-            if r.get("report_version") != REPORT_VERSION:
-                raise ValueError(f"report_version {r.get('report_version')!r}")
-            reports.append(r)
-        except (OSError, ValueError) as exc:
-            raise errors.InputError(f"{p}: not an edgekit check report.json ({exc})") from None
+        r = load_json(read_text(p, "report"), p)
+        why = _report_shape_error(r)
+        if why:
+            raise errors.InputError(f"{p}: not an edgekit check report.json ({why})")
+        reports.append(r)
     if not reports:
         raise errors.InputError("nothing to merge: pass the report.json of each shard")
     fps = {r["config_fingerprint"] for r in reports}
