@@ -121,3 +121,16 @@ def open_image(path: str | os.PathLike[str], mode: str, max_pixels: int = MAX_IM
         raise InputError(f"image {p}: {exc}") from None
     except (OSError, ValueError, SyntaxError) as exc:  # PIL raises SyntaxError for some broken headers
         raise InputError(f"cannot read image {p}: {exc}") from None
+
+
+def innermost_reason(exc: BaseException, limit: int = 300) -> str:
+    """The most specific line of a library's error: Keras wraps the real refusal ("Cannot
+    deserialize `keras.utils.get_file` ... disallowed ... for security") in generic "could not
+    be deserialized properly" layers, the last of which ends with "Exception encountered: WHY"."""
+    while exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__):
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    text = str(exc).strip() or type(exc).__name__
+    marker = "Exception encountered:"
+    if marker in text:
+        text = text[text.rfind(marker) + len(marker):].strip() or text
+    return text.splitlines()[0][:limit]

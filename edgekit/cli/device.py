@@ -219,6 +219,8 @@ def inspect(artifact: str, runtime_spec: str | None, as_json: bool) -> None:
         _print_inspect(info)
     if info.get("incompatible"):
         sys.exit(3)
+    if info.get("runnable_here") is False:  # described, but it does not load (or run) here
+        sys.exit(1)
 
 
 def _inspect_tflite(data: bytes, runtime_spec: str | None) -> dict[str, Any]:
