@@ -194,6 +194,8 @@ def _check_keras_archive(p: Path, unsafe: bool) -> None:
             for i in infos:
                 if i.filename.startswith("/") or ".." in Path(i.filename).parts:
                     raise InputError(f"{p} has an archive member with an unsafe path ({i.filename!r}): refusing it")
+                if (i.external_attr >> 16) & 0o170000 == 0o120000:  # a symlink member points elsewhere
+                    raise InputError(f"{p} has an archive member that is a symbolic link ({i.filename!r}): refusing it")
             total = sum(i.file_size for i in infos)
             if total > MAX_ARCHIVE_BYTES:
                 raise InputError(
