@@ -167,9 +167,10 @@ _with_quant_options(convert)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--unsafe", is_flag=True)
 @click.option("--timeout", default=600.0, show_default=True, type=float, metavar="SECONDS")
+@click.option("--force", is_flag=True, help="Write into a non-empty --out directory that edgekit did not make.")
 @click.option("--quiet", "-q", is_flag=True)
 def quantize_cmd(model: str, out_dir: str, formats: str, inputs: str | None, batch_size: int, seed: int,
-                 unsafe: bool, timeout: float, quiet: bool, **quant: Any) -> None:
+                 unsafe: bool, timeout: float, force: bool, quiet: bool, **quant: Any) -> None:
     """Quantize MODEL only (default: TFLite dynamic, float16 and int8) and show what each mode costs."""
     from edgekit.pipeline import convert as run_convert
     from edgekit.report.matrix import render
@@ -178,7 +179,7 @@ def quantize_cmd(model: str, out_dir: str, formats: str, inputs: str | None, bat
         quant["quantize"] = "dynamic,float16,int8"
     explain = quant.pop("explain", False)
     result = run_convert(model, out_dir, formats=formats, inputs=inputs, batch_size=batch_size, seed=seed,
-                         unsafe=unsafe, timeout=timeout, progress=_progress(quiet), **quant)
+                         unsafe=unsafe, timeout=timeout, progress=_progress(quiet), force=force, **quant)
     click.echo(render(result))
     if explain:
         _explain(model, result, quant, unsafe, quiet)
