@@ -7,6 +7,7 @@ directory, HDF5 metadata via h5py, ``.npy`` headers), never from reading the dat
 """
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 from pathlib import Path
@@ -22,6 +23,7 @@ MODEL_FACTOR = 6
 # Input arrays: loaded, cast to the model's dtype, sent to each worker, and the outputs.
 ARRAY_FACTOR = 4
 GiB = 1024**3
+H5_MEMBER_INSPECT_BYTES = 256 * 1024**2
 
 
 def _gib(n: float) -> str:
@@ -90,8 +92,10 @@ def declared_model_bytes(kind: str, location: str) -> int:
             with zipfile.ZipFile(p) as zf:
                 total = sum(i.file_size for i in zf.infolist())
                 for i in zf.infolist():
-                    if i.filename.endswith(".h5"):
-                        with zf.open(i) as member, h5py.File(member, "r") as f:
+                    # h5py seeks back and forth: a deflated member is read into memory first
+                    # (a large one already counts by its uncompressed size)
+                    if i.filename.endswith(".h5") and i.file_size <= H5_MEMBER_INSPECT_BYTES:
+                        with h5py.File(io.BytesIO(zf.read(i)), "r") as f:
                             total = max(total, _h5_declared(f))
                 return total
         if kind == "h5":

@@ -515,7 +515,10 @@ def merge_reports(paths: list[str]) -> dict[str, Any]:
 
     reports = []
     for p in paths:
-        r = load_json(read_text(p, "report"), p)
+        try:
+            r = load_json(read_text(p, "report"), p)
+        except errors.InputError as exc:
+            raise errors.InputError(f"{p}: not an edgekit check report.json ({exc})") from None
         why = _report_shape_error(r)
         if why:
             raise errors.InputError(f"{p}: not an edgekit check report.json ({why})")
