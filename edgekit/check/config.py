@@ -332,6 +332,16 @@ def unsafe_allowed(flag: bool = False) -> bool:
     return flag or os.environ.get(ALLOW_UNSAFE_ENV, "") == "1"
 
 
+def config_path(path: str | Path | None = None) -> Path:
+    """The configuration file a run uses: ``path``, or the one found from a directory up."""
+    p = Path(path) if path else find_config(Path.cwd())
+    if p.is_dir():
+        p = find_config(p)
+    if not p.exists():
+        raise ConfigError(f"configuration {p} does not exist")
+    return p.resolve()
+
+
 def load_config(path: str | Path | None = None, allow_unsafe: bool | None = None) -> CheckConfig:
     """Read and validate a configuration; raise ``ConfigError`` naming line and key path.
 
@@ -339,11 +349,7 @@ def load_config(path: str | Path | None = None, allow_unsafe: bool | None = None
     EDGEKIT_ALLOW_UNSAFE=1)."""
     from edgekit.safeparse import load_toml, read_text
 
-    p = Path(path) if path else find_config(Path.cwd())
-    if p.is_dir():
-        p = find_config(p)
-    if not p.exists():
-        raise ConfigError(f"configuration {p} does not exist")
+    p = config_path(path)
     text = read_text(p, "configuration")
     data = load_toml(text, p.name, ConfigError)
     prefix: tuple[str, ...] = ()

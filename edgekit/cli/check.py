@@ -52,14 +52,15 @@ def check_cmd(config: str | None, out_dir: str | None, update_golden: bool, base
                 2 a bad configuration or unusable input, 3 a tolerance, budget,
                 golden or regression check failed.
     """
-    from edgekit.check.config import load_config, unsafe_allowed
+    from edgekit.check.config import config_path, load_config, unsafe_allowed
     from edgekit.check.reports import console_table, write_reports
     from edgekit.check.runner import CheckRun, parse_shard
     from edgekit.cli import _progress
 
     shard_kn = parse_shard(shard)  # option errors before the file's
-    cfg = load_config(config, allow_unsafe=unsafe_allowed(unsafe))
-    click.echo(f"edgekit: configuration {cfg.path}", err=True)  # found by an upward search: say which
+    path = config_path(config)
+    click.echo(f"edgekit: configuration {path}", err=True)  # found by an upward search: say which
+    cfg = load_config(path, allow_unsafe=unsafe_allowed(unsafe))
     if devices:
         from edgekit.devices import resolve
 

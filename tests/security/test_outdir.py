@@ -35,8 +35,8 @@ def test_foreign_directory_refused_and_untouched(tmp_path):
 def test_home_directory_refused(tmp_path):
     home = tmp_path / "home"
     before = _user_dir(home)
-    proc = edgekit(["convert", "builtin:mlp", "--to", "onnx", "--out", "~", "-q"], env={"HOME": str(home)},
-                   cwd=tmp_path)
+    # `--out ~` as the shell passes it: the home directory's path
+    proc = edgekit(["convert", "builtin:mlp", "--to", "onnx", "--out", str(home), "-q"], env={"HOME": str(home)})
     one_line_error(proc, 2)
     assert _snapshot(home) == before
 
