@@ -131,7 +131,9 @@ def _npy_header(fh: IO[bytes]) -> tuple[tuple[int, ...], np.dtype[Any]]:
         shape, _, dtype = fmt.read_array_header_2_0(fh)
     else:
         shape, _, dtype = fmt._read_array_header(fh, version)  # noqa: SLF001 - v3 has no public reader
-    return tuple(shape), dtype
+    if not isinstance(shape, tuple) or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in shape):
+        raise ValueError(f"its header declares an invalid shape {str(shape)[:80]}")
+    return shape, dtype
 
 
 def declared_array_bytes(path: str | os.PathLike[str]) -> int:

@@ -20,7 +20,7 @@ from edgekit.safeparse import load_json, read_text
 
 def _unsafe_reason(d: Path, rel: Any) -> str | None:
     """Why ``rel`` cannot be checked (None when it is a regular file or plain directory in ``d``)."""
-    if not isinstance(rel, str) or not rel:
+    if not isinstance(rel, str) or not rel or "\0" in rel:
         return "not a path"
     if os.path.isabs(rel) or os.path.normpath(rel).split(os.sep)[0] == "..":
         return "outside the directory (only relative paths inside it are checked)"
@@ -31,6 +31,8 @@ def _unsafe_reason(d: Path, rel: Any) -> str | None:
             st = os.lstat(p)
         except FileNotFoundError:
             return "missing"
+        except OSError as exc:  # a name too long, a component that is a file
+            return f"not checkable ({exc.strerror})"
         if stat.S_ISLNK(st.st_mode):
             return "a symbolic link (not followed)"
     if stat.S_ISDIR(st.st_mode):

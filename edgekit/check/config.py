@@ -42,6 +42,8 @@ class ConfigError(errors.InputError):
 def _str(v: Any) -> str:
     if not isinstance(v, str) or not v.strip():
         raise ValueError(f"expected a non-empty string, got {v!r}")
+    if "\0" in v:  # never part of a name or a path
+        raise ValueError("expected a string without NUL characters")
     return v
 
 
@@ -274,8 +276,12 @@ class _Validator:
         s = self.value(v, keypath, _str)
         if s in special:
             return s
-        p = (self.root / s).resolve()
-        if not p.exists():
+        try:
+            p = (self.root / s).resolve()
+            found = p.exists()
+        except (OSError, ValueError) as exc:  # a name too long, a NUL byte
+            self.fail(keypath, f"{s[:80]!r} is not a usable path ({type(exc).__name__})")
+        if not found:
             self.fail(keypath, f"{s} does not exist (relative to {self.root})")
         return str(p)
 
@@ -365,7 +371,7 @@ def load_config(path: str | Path | None = None, allow_unsafe: bool | None = None
     models = data.get("models")
     if not models:
         v.fail(("models",), "no models: add a [models.NAME] table with model = \"path/to/model.keras\"")
-    v.table(models, ("models",), tuple(models))
+    v.table(models, ("models",), tuple(models) if isinstance(models, dict) else ())
     defaults = {k: val for k, val in run.items() if k not in _RUN_KEYS}
     if "model" in defaults:
         v.fail(("check", "model"), "model belongs in a [models.NAME] table")
