@@ -174,8 +174,8 @@ class OutDir:
                     remove_path(q)
             self.staging = self.path / f"{STAGING_PREFIX}{os.getpid()}"
             self.staging.mkdir()
-            if self.marker is not None:
-                atomic_write_json(self.path / self.marker, {"made_by": "edgekit"})
+            if self.marker is not None and not (self.path / self.marker).is_file():
+                atomic_write_json(self.path / self.marker, {"made_by": "edgekit", "models": []})
         except OSError as exc:
             self.close()
             raise errors.InputError(f"cannot write to output directory {self.path}: {exc.strerror}") from None

@@ -160,11 +160,39 @@ def forbidden_ops(meta_graphs: list[Any]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def declared_const_bytes(meta_graphs: list[Any]) -> int:
+    """Bytes the graph's constants declare: a ``Const`` may hold one value and a huge shape,
+    which TensorFlow expands when the function runs (a few bytes in the file, GiB in memory)."""
+    from tensorflow.python.framework import dtypes
+
+    total = 0
+    for mg in meta_graphs:
+        nodes = [n for f in mg.graph_def.library.function for n in f.node_def] + list(mg.graph_def.node)
+        for n in nodes:
+            if n.op != "Const" or "value" not in n.attr:
+                continue
+            t = n.attr["value"].tensor
+            count = 1
+            for d in t.tensor_shape.dim:
+                count *= max(d.size, 0)
+            try:
+                size = dtypes.as_dtype(t.dtype).size
+            except (TypeError, ValueError):
+                size = 8
+            total += count * max(size, 1)
+    return total
+
+
 def check_saved_model(path: str | Path, unsafe: bool = False) -> None:
-    """Raise ``UnsafeModelError`` naming the ops, unless ``unsafe``."""
+    """Raise ``UnsafeModelError`` naming the ops, unless ``unsafe``; ``InputError`` when its
+    constants alone would not fit in memory (``unsafe`` or not)."""
+    from edgekit.memguard import refuse_if_too_big
+
+    graphs = read_meta_graphs(path)
+    refuse_if_too_big(f"SavedModel {path}'s constants", declared_const_bytes(graphs), 1)
     if unsafe:
         return
-    bad = forbidden_ops(read_meta_graphs(path))
+    bad = forbidden_ops(graphs)
     if bad:
         shown = ", ".join(bad[:6]) + (f" and {len(bad) - 6} more" if len(bad) > 6 else "")
         raise UnsafeModelError(

@@ -12,6 +12,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -291,6 +292,7 @@ class CheckRun:
         outd = self._out_dir()
         outd.open()  # the same rules as convert's --out (edgekit/outdir.py), for the whole run
         try:
+            self._forget_removed_models()
             by_name = {m.name: m for m in self.cfg.models}
             for i, name in enumerate(self.selected, 1):
                 self.say(f"[model {i}/{len(self.selected)}] {name}")
@@ -326,6 +328,28 @@ class CheckRun:
                       planned=["models", ".cache", "report.json"], marker=CHECK_MARKER)
         outd.check()
         return outd
+
+    def _forget_removed_models(self) -> None:
+        """The marker lists the models whose outputs this directory holds. A run of the whole
+        configuration removes those of models no longer in it (and nothing it did not list), so
+        no stale artifacts look current; a shard or --only run only adds to the list."""
+        from edgekit.fsutil import remove_path
+        from edgekit.outdir import CHECK_MARKER
+
+        marker = self.out / CHECK_MARKER
+        try:
+            listed = json.loads(marker.read_text()).get("models", [])
+        except (OSError, ValueError, AttributeError, RecursionError):
+            listed = []
+        names = [m.name for m in self.cfg.models]
+        prev = {n for n in listed if isinstance(n, str) and re.fullmatch(r"[A-Za-z0-9_.\-]+", n) and n not in (".", "..")}
+        whole = self.shard is None and set(self.selected) == set(names)
+        if whole:
+            for n in sorted(prev - set(names)):
+                remove_path(self.out / "models" / n)
+                remove_path(self.out / ".cache" / f"{n}.json")
+        keep = set(names) if whole else prev | set(self.selected)
+        atomic_write_json(marker, {"made_by": "edgekit", "models": sorted(keep)})
 
     def _one(self, m: ModelCase, tools: dict[str, str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         from edgekit.pipeline import convert

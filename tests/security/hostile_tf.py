@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
-import zipfile
 from pathlib import Path
 
 
@@ -77,11 +75,26 @@ def legacy_h5_lambda(out: str) -> str:
     return out
 
 
-def with_config(src: str, out: str, mutate) -> str:  # pragma: no cover - helper for callers in-process
-    with zipfile.ZipFile(src) as z:
-        files = {n: z.read(n) for n in z.namelist()}
-    files["config.json"] = json.dumps(mutate(json.loads(files["config.json"]))).encode()
-    with zipfile.ZipFile(out, "w") as z:
-        for n, data in files.items():
-            z.writestr(n, data)
+def saved_model_with_broadcast_const(out: str, gib: int) -> str:
+    """A SavedModel whose graph holds a Const of ``gib`` GiB stored as one float (a few bytes)."""
+    import tensorflow as tf
+    from google.protobuf import text_format  # noqa: F401 - protobuf is what is edited
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    class M(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
+        def serve(self, x):
+            return {"y": x + tf.constant(1.0)}
+
+    m = M()
+    with contextlib.redirect_stdout(io.StringIO()):
+        tf.saved_model.save(m, out, signatures={"serving_default": m.serve})
+    pb = Path(out) / "saved_model.pb"
+    sm = saved_model_pb2.SavedModel()
+    sm.ParseFromString(pb.read_bytes())
+    for f in sm.meta_graphs[0].graph_def.library.function:
+        for n in f.node_def:
+            if n.op == "Const" and n.attr["value"].tensor.dtype == 1:  # DT_FLOAT
+                n.attr["value"].tensor.tensor_shape.dim.add().size = gib * 1024**3 // 4
+    pb.write_bytes(sm.SerializeToString())
     return out

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -151,3 +152,30 @@ def test_check_output_directory_follows_the_same_rules(tmp_path):
     line = one_line_error(edgekit(["check", "-q"], cwd=tmp_path / "proj"), 2)
     assert "not made by edgekit" in line and "paper.pdf" in line
     assert sorted(p.name for p in (tmp_path / "proj" / "out").iterdir()) == ["paper.pdf"]
+
+
+def test_check_rerun_removes_models_no_longer_configured(tmp_path):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    body = '[check]\nout = "out"\nformats = ["onnx"]\n[models.a]\nmodel = "builtin:mlp"\n'
+    (proj / "edgekit.toml").write_text(body + '[models.b]\nmodel = "builtin:mlp"\n')
+    assert edgekit(["check", "-q"], cwd=proj).returncode == 0
+    assert sorted(p.name for p in (proj / "out" / "models").iterdir()) == ["a", "b"]
+    (proj / "out" / "notes.txt").write_text("the user's")
+    (proj / "edgekit.toml").write_text(body)
+    proc = edgekit(["check", "-q"], cwd=proj)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (proj / "out" / "models").iterdir()) == ["a"]
+    assert (proj / "out" / "notes.txt").read_text() == "the user's" and not (proj / "out" / LOCK).exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_read_only_output_directory_is_a_usage_error(tmp_path):
+    d = tmp_path / "ro"
+    d.mkdir()
+    d.chmod(0o555)
+    try:
+        line = one_line_error(edgekit(["convert", "builtin:mlp", "--to", "onnx", "--out", str(d / "o"), "-q"]), 2)
+        assert "not writable" in line
+    finally:
+        d.chmod(0o755)

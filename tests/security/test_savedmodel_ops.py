@@ -53,3 +53,12 @@ def test_unsafe_runs_it(hostile, tmp_path):
     m = json.loads((tmp_path / "u" / "manifest.json").read_text())
     assert [a["status"] for a in m["artifacts"]] == ["pass"]
     target.unlink()
+
+
+def test_const_declaring_gib_refused_before_load(pool, tmp_path):
+    """One float with a 64 GiB shape: refused from the protobuf, --unsafe or not."""
+    sm = pool.tf.call("tests.security.hostile_tf:saved_model_with_broadcast_const", str(tmp_path / "c_sm"), 64,
+                      timeout=120)
+    for extra in ([], ["--unsafe"]):
+        line = one_line_error(edgekit(["convert", sm, "--to", "onnx", "--out", str(tmp_path / "o"), "-q", *extra]), 2)
+        assert "constants declares 64.0 GiB" in line
