@@ -51,14 +51,9 @@ class Profile:
 
 
 def _load(path: Path) -> Profile:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    try:
-        d = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise errors.InputError(f"device profile {path}: {exc}") from None
+    from edgekit.safeparse import load_toml, read_text
+
+    d = load_toml(read_text(path, "device profile"), f"device profile {path}")
     unknown = [k for k in d if k not in _KEYS]
     if unknown:
         raise errors.InputError(f"device profile {path}: unknown key(s) {unknown}; known: {', '.join(_KEYS)}")

@@ -14,15 +14,18 @@ from edgekit.specs import TensorSpec
 
 def load_arrays(path: str) -> dict[str, np.ndarray]:
     """Arrays from ``.npz`` (one per input name) or ``.npy`` (single-input models), no pickles."""
+    from edgekit.memguard import check_arrays_file
+    from edgekit.safeparse import require_regular_file
+
     p = Path(path)
-    if not p.exists():
-        raise InputError(f"inputs file {path} does not exist")
     if p.is_dir():
         raise InputError(f"inputs {path} is a directory: pass an .npz (one array per input name) or .npy file")
+    require_regular_file(p, "inputs file")  # a FIFO or device would block the read forever
     with open(p, "rb") as fh:
         head = fh.read(6)
     if not (head.startswith(b"PK") or head.startswith(b"\x93NUMPY")):
         raise InputError(f"{path} is not a readable .npz/.npy file (no numpy or zip header)")
+    check_arrays_file(p)  # sized from the headers, refused before any array is allocated
     try:
         if p.suffix == ".npy":
             return {"": np.load(p, allow_pickle=False)}
@@ -78,6 +81,11 @@ def bind(arrays: Mapping[str, np.ndarray], specs: tuple[TensorSpec, ...], source
             raise InputError(
                 f"{source}: input {s.name!r} has values in [{a.min()}, {a.max()}]; the model accepts [{s.int_range[0]}, {s.int_range[1]})"
             )
+        if want.kind == "f" and a.dtype.kind == "f" and a.dtype.itemsize > want.itemsize:
+            over = int(np.count_nonzero(np.isfinite(a) & (np.abs(a) > np.finfo(want).max)))
+            if over:  # the cast would turn them into inf: the check would compare infinities
+                raise InputError(f"{source}: input {s.name!r} has {over} value(s) beyond the {want} range "
+                                 f"(|x| > {np.finfo(want).max:.3g}); the model computes in {want}")
         out[s.name] = a.astype(want, copy=False)
     return out
 

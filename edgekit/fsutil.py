@@ -96,11 +96,3 @@ def _remove(p: Path) -> None:
 def remove_path(p: str | os.PathLike[str]) -> None:
     _remove(Path(p))
 
-
-def clean_stale_staging(out_dir: Path) -> None:
-    """Remove staging leftovers of earlier runs that were killed before cleaning up."""
-    if not out_dir.is_dir():
-        return
-    for q in out_dir.iterdir():
-        if q.name.startswith(STAGING_PREFIX):
-            _remove(q)

@@ -19,8 +19,9 @@ import numpy as np
 from edgekit import errors
 from edgekit.converters import DEFAULT_OPSET, FORMATS, parse_formats
 from edgekit.feeds import bind, describe_distribution, load_arrays, random_feeds
-from edgekit.fsutil import STAGING_PREFIX, move_into_place, remove_path, sha256_of, size_of
+from edgekit.fsutil import remove_path, sha256_of, size_of
 from edgekit.models.source import ModelSource, detect
+from edgekit.outdir import OutDir, check_writable as check_out_dir  # noqa: F401 - check_out_dir: API
 from edgekit.runtimes import RUNTIMES, unavailable_reason
 from edgekit.specs import ModelSpec
 from edgekit.validate import Comparison, Tolerance, compare, default_tolerance
@@ -73,62 +74,21 @@ def tolerances_for(policy: str, spec: ModelSpec, atol: Mapping[str | None, float
     return out
 
 
-# Loading, exporting and checking hold several copies of the weights at once (Keras, the
-# traced graph, the converter's buffers); measured peaks are 4-6x the model file.
-MEMORY_FACTOR = 6
-
-
 def check_memory(source: ModelSource) -> None:
-    """Refuse, with numbers, a model whose conversion would not fit in available memory
-    (before the machine swaps). Code-built models are sized only once built."""
-    from edgekit.fsutil import size_of
+    """Refuse, with numbers, a model whose conversion would not fit in available memory, sized
+    from what the file declares (edgekit/memguard.py). Code-built models are sized once built."""
+    from edgekit.memguard import check_model
 
-    if source.kind not in ("keras", "h5", "saved_model"):
-        return
-    need = size_of(source.location) * MEMORY_FACTOR
-    avail = _available_memory()
-    if avail is not None and need > avail:
-        raise errors.InputError(
-            f"{source.location} needs about {need / 1024**3:.1f} GiB to convert ({MEMORY_FACTOR}x its size) and "
-            f"{avail / 1024**3:.1f} GiB is available: free memory or convert on a larger machine"
-        )
+    check_model(source.kind, source.location)
 
 
-def _available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def check_out_dir(out_dir: Path) -> None:
-    """Fail early, before any work, if the output directory cannot be used."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise errors.InputError(f"output directory {out_dir} is a file: pass a directory path to --out")
-    probe = out_dir
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if not probe.is_dir():
-        raise errors.InputError(f"cannot create output directory {out_dir}: {probe} is a file")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise errors.InputError(f"output directory {out_dir} is not writable (no write permission on {probe})")
-
-
-def _make_out_dir(out_dir: Path) -> Path:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        staging = out_dir / f"{STAGING_PREFIX}{os.getpid()}"
-        remove_path(staging)
-        staging.mkdir()
-    except OSError as exc:
-        raise errors.InputError(f"cannot write to output directory {out_dir}: {exc.strerror}") from None
-    return staging
+def _out_dir(out: Path, source: ModelSource, jobs: list[Job], force: bool, data: list[str | None]) -> OutDir:
+    """The run's output directory, checked before any work (the input files are protected)."""
+    planned = [n for j in jobs for n in (j.filename, *(FORMATS[j.format].extra_files if j.recipe is None else ()))]
+    inputs = [] if source.built_by_code else [source.location]
+    outd = OutDir(out, force=force, protected=inputs + [d for d in data if d and os.path.exists(d)], planned=planned)
+    outd.check()
+    return outd
 
 
 Progress = Callable[[str], None]
@@ -181,6 +141,7 @@ def convert(
     devices: str | list[str] | None = None,
     progress: Progress | None = None,
     pool: WorkerPool | None = None,
+    force: bool = False,
 ) -> ConvertResult:
     """Export ``model`` to ``formats`` under ``out_dir`` and check each artifact.
 
@@ -194,11 +155,13 @@ def convert(
     ``all-available``) runs every artifact a device supports there too, as more cells.
     Bad input raises an ``EdgekitError`` before anything is written. Conversion and runtime
     failures (crashes included) become rows with status ``error``; ``ConvertResult.exit_code``
-    sums them up.
+    sums them up. ``force`` writes into a non-empty directory that edgekit did not make.
     """
     from edgekit.quantize.recipes import parse_modes
 
     t_start = time.perf_counter()
+    if not (isinstance(timeout, (int, float)) and 0 < timeout < float("inf")):  # nan fails too
+        raise errors.InputError(f"--timeout {timeout}: expected a number of seconds > 0")
     source = detect(model, unsafe=unsafe, custom_objects=custom_objects)
     trace = dict(shapes or {})
     if not trace and inputs:
@@ -230,7 +193,8 @@ def convert(
 
     profiles = resolve_devices(devices)
     out = Path(out_dir)
-    check_out_dir(out)
+    jobs = build_jobs(fmts, recipes)
+    outd = _out_dir(out, source, jobs, force, [inputs, calibration, eval_data])
     if inputs:
         arrays, label = load_arrays(inputs), os.path.abspath(inputs)
         from edgekit.precheck import check_inputs_early
@@ -249,7 +213,8 @@ def convert(
                         repeats, table, max_accuracy_drop, bool(quantize and quantize.strip() == "auto"))
     pool = pool or default_pool()
     pool.start()  # both workers import their libraries while the inputs are checked
-    run = _Run(source, build_jobs(fmts, recipes), out, opts, progress or (lambda _m: None), pool)
+    run = _Run(source, jobs, out, opts, progress or (lambda _m: None), pool)
+    run.outdir = outd
     run.calibration_source, run.eval_source = calibration, eval_data
     run.profiles = profiles
     if golden_outputs is not None:
@@ -294,6 +259,7 @@ class _Run:
         self.float_tflite: str | None = None
         self.text_reference: dict[str, np.ndarray] | None = None
         self.run_files: dict[str, bytes] = {}  # written beside the artifacts (preprocessing.json)
+        self.outdir = OutDir(out)
 
     def _tf(self, func: str, *args: Any, tag: str, **kw: Any) -> Any:
         return self.pool.tf.call(f"edgekit.tasks:{func}", self.source.to_json(), *args,
@@ -337,6 +303,9 @@ class _Run:
             feeds_info: dict[str, Any] = {"source": label, "batch": int(next(iter(feeds.values())).shape[0])}
         else:
             o = self.opts
+            from edgekit.memguard import check_feeds
+
+            check_feeds(spec.inputs, o.batch_size, o.shapes)
             feeds = random_feeds(spec.inputs, batch=o.batch_size, seed=o.seed, shapes=o.shapes, max_length=spec.max_length)
             feeds_info = {"source": "random", "seed": o.seed, "batch": o.batch_size,
                           "distribution": {s.name: describe_distribution(s) for s in spec.inputs}}
@@ -370,10 +339,8 @@ class _Run:
             self.eval_reference = headline(self.eval_refs)
             self.say(f"model on {self.eval.description}: {self.eval_reference[0]} {self.eval_reference[1]:.4g}")
 
-        staging = _make_out_dir(self.out)
-        lock = _lock_out_dir(self.out, staging)
+        staging = self.outdir.open()
         try:
-            clean_stale_staging_except(self.out, staging)
             rows: list[ArtifactResult] = []
             auto_done: str | None = None
             for i, job in enumerate(self.jobs, 1):
@@ -416,13 +383,11 @@ class _Run:
             staged_manifest = staging / "manifest.json"
             try:
                 write_manifest(result, staged_manifest)
-                self._publish_all(staging)
-                move_into_place(staged_manifest, self.out / "manifest.json")
+                self.outdir.publish(self._staged_names(staging), staged_manifest)
             except OSError as exc:
                 raise errors.WriteFailure(f"cannot write the output to {self.out}: {exc.strerror}") from None
         finally:
-            remove_path(staging)
-            lock.close()
+            self.outdir.close()
         return result
 
     def _text_feeds(self, spec: ModelSpec, arrays: Mapping[str, np.ndarray] | None,
@@ -697,42 +662,22 @@ class _Run:
             row.sha256 = sha256_of(staged)
             if extras:
                 row.meta["extra_files"] = {e.name: sha256_of(e) for e in extras}
+            if self.run_files:  # preprocessing.json: every artifact of a string model needs it
+                import hashlib
 
-    def _publish_all(self, staging: Path) -> None:
-        """Rename every finished artifact into the output directory, together, at the end.
+                row.meta.setdefault("extra_files", {}).update(
+                    {n: hashlib.sha256(d).hexdigest() for n, d in self.run_files.items()})
 
-        The old manifest goes first, so an interruption during these renames leaves a
-        directory without a manifest (visibly incomplete), never a manifest that describes
-        files it does not match; the caller puts the new manifest in place last.
-        """
-        remove_path(self.out / "manifest.json")
+    def _staged_names(self, staging: Path) -> list[str]:
+        """Every finished artifact and its extra files, published together at the end (the
+        output directory's rules and their order: edgekit/outdir.py); run-level files
+        (preprocessing.json) are written into staging here."""
+        names = []
         for name, data in self.run_files.items():
             (staging / name).write_bytes(data)
-            move_into_place(staging / name, self.out / name)
+            names.append(name)
         for job, row, staged in self.staged:
-            for e in FORMATS[job.format].extra_files:
-                if job.recipe is None and (staging / e).exists():
-                    move_into_place(staging / e, self.out / e)
-            move_into_place(staged, self.out / job.filename)
+            names += [e for e in FORMATS[job.format].extra_files if job.recipe is None and (staging / e).exists()]
+            names.append(job.filename)
         self.staged = []
-
-
-def _lock_out_dir(out: Path, staging: Path) -> Any:
-    """An exclusive lock on the output directory: a second run into it refuses, never interleaves."""
-    import fcntl
-
-    fh = open(out / ".edgekit.lock", "a+")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        fh.close()
-        remove_path(staging)
-        raise errors.InputError(f"another edgekit run is writing to {out}: wait for it or use another --out") from None
-    return fh
-
-
-def clean_stale_staging_except(out: Path, keep: Path) -> None:
-    """Staging directories of runs that were killed: ours is kept, others removed."""
-    for q in out.iterdir():
-        if q.name.startswith(STAGING_PREFIX) and q != keep:
-            remove_path(q)
+        return names

@@ -106,12 +106,9 @@ def _image_folder(p: Path, specs: tuple[TensorSpec, ...]) -> tuple[dict[str, np.
     if not files:
         raise InputError(f"{p} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     mode = {1: "L", 3: "RGB", 4: "RGBA"}[c]
-    imgs = []
-    for f in files:
-        try:
-            imgs.append(np.asarray(Image.open(f).convert(mode).resize((w, h), Image.BILINEAR), dtype=np.float32))
-        except OSError as exc:
-            raise InputError(f"cannot read image {f}: {exc}") from None
+    from edgekit.safeparse import open_image
+
+    imgs = [np.asarray(open_image(f, mode).resize((w, h), Image.BILINEAR), dtype=np.float32) for f in files]
     arr = np.stack(imgs).reshape(len(imgs), h, w, c) / 255.0
     return {specs[0].name: arr}, f"{len(files)} images in {p.name} (resized to {w}x{h}, scaled to [0, 1])"
 

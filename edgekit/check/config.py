@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,8 @@ class ConfigError(errors.InputError):
 def _str(v: Any) -> str:
     if not isinstance(v, str) or not v.strip():
         raise ValueError(f"expected a non-empty string, got {v!r}")
+    if "\0" in v:  # never part of a name or a path
+        raise ValueError("expected a string without NUL characters")
     return v
 
 
@@ -60,8 +63,8 @@ def _int(lo: int) -> Callable[[Any], int]:
 
 def _num(lo: float = 0.0, hi: float | None = None, strict: bool = False) -> Callable[[Any], float]:
     def check(v: Any) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ValueError(f"expected a number, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
+            raise ValueError(f"expected a finite number, got {v!r}")
         if (v <= lo if strict else v < lo) or (hi is not None and v > hi):
             rng = f"{'>' if strict else '>='} {lo:g}" + (f" and <= {hi:g}" if hi is not None else "")
             raise ValueError(f"expected a number {rng}, got {v!r}")
@@ -245,6 +248,7 @@ class _Validator:
     def __init__(self, path: Path, text: str, prefix: tuple[str, ...]) -> None:
         self.path, self.loc = path, _Loc(text, prefix)
         self.root = path.parent
+        self.allow_unsafe = False
 
     def fail(self, keypath: tuple[str, ...], msg: str) -> None:
         line = self.loc.line(keypath)
@@ -272,40 +276,88 @@ class _Validator:
         s = self.value(v, keypath, _str)
         if s in special:
             return s
-        p = (self.root / s).resolve()
-        if not p.exists():
+        try:
+            p = (self.root / s).resolve()
+            found = p.exists()
+        except (OSError, ValueError) as exc:  # a name too long, a NUL byte
+            self.fail(keypath, f"{s[:80]!r} is not a usable path ({type(exc).__name__})")
+        if not found:
             self.fail(keypath, f"{s} does not exist (relative to {self.root})")
         return str(p)
 
+    def code_path(self, v: Any, keypath: tuple[str, ...]) -> str:
+        """A Python module the run imports: only inside the configuration's directory tree
+        (symlinks resolved), so a configuration cannot run code from elsewhere on the machine."""
+        p = Path(self.path_value(v, keypath))
+        if not p.is_relative_to(self.root):
+            self.fail(keypath, f"{p} is outside {self.root}: edgekit imports Python modules only from the "
+                               "configuration's directory tree")
+        return str(p)
+
+    def gate_unsafe(self, keypath: tuple[str, ...], what: str) -> None:
+        if not self.allow_unsafe:
+            self.fail(keypath, f"{what} runs code from the model or a module, and takes effect only with "
+                               "'edgekit check --unsafe' (or EDGEKIT_ALLOW_UNSAFE=1): a configuration file alone "
+                               "never turns safe loading off")
+
+
+ALLOW_UNSAFE_ENV = "EDGEKIT_ALLOW_UNSAFE"
+
+
+def search_dirs(start: Path) -> list[Path]:
+    """Where a configuration is looked for: ``start`` and its parents up to the repository root
+    (the first directory holding ``.git``) or the home directory, as pytest and ruff do. Outside
+    both, only ``start``: a file in a shared parent such as /tmp must not configure a run."""
+    start = start.resolve()
+    home = Path.home().resolve()
+    dirs = []
+    for d in [start, *start.parents]:
+        dirs.append(d)
+        if (d / ".git").exists() or d == home:
+            return dirs
+    return [start]
+
 
 def find_config(start: Path) -> Path:
-    """``edgekit.toml`` in ``start`` or a parent, else a pyproject.toml with [tool.edgekit]."""
-    for d in [start, *start.parents]:
+    """``edgekit.toml`` in ``start`` or a parent (see ``search_dirs``), else a pyproject.toml
+    with [tool.edgekit]."""
+    dirs = search_dirs(start)
+    for d in dirs:
         if (d / "edgekit.toml").is_file():
             return d / "edgekit.toml"
         pp = d / "pyproject.toml"
         if pp.is_file() and re.search(r"^\s*\[tool\.edgekit", pp.read_text(errors="replace"), re.M):
             return pp
-    raise ConfigError(f"no edgekit.toml (or pyproject.toml with [tool.edgekit]) in {start} or its parents")
+    raise ConfigError(f"no edgekit.toml (or pyproject.toml with [tool.edgekit]) in {start} or its parents "
+                      f"up to {dirs[-1]} (the search stops at the repository root or the home directory)")
 
 
-def load_config(path: str | Path | None = None) -> CheckConfig:
-    """Read and validate a configuration; raise ``ConfigError`` naming line and key path."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+def unsafe_allowed(flag: bool = False) -> bool:
+    """``--unsafe`` on the command line, or EDGEKIT_ALLOW_UNSAFE=1: what lets a configuration's
+    ``unsafe`` and ``custom_objects`` take effect (a file alone never turns safe loading off)."""
+    return flag or os.environ.get(ALLOW_UNSAFE_ENV, "") == "1"
 
+
+def config_path(path: str | Path | None = None) -> Path:
+    """The configuration file a run uses: ``path``, or the one found from a directory up."""
     p = Path(path) if path else find_config(Path.cwd())
     if p.is_dir():
         p = find_config(p)
-    if not p.is_file():
+    if not p.exists():
         raise ConfigError(f"configuration {p} does not exist")
-    text = p.read_text(errors="replace")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p.name}: not valid TOML: {exc}") from None
+    return p.resolve()
+
+
+def load_config(path: str | Path | None = None, allow_unsafe: bool | None = None) -> CheckConfig:
+    """Read and validate a configuration; raise ``ConfigError`` naming line and key path.
+
+    ``unsafe = true`` and ``custom_objects`` are refused unless ``allow_unsafe`` (default:
+    EDGEKIT_ALLOW_UNSAFE=1)."""
+    from edgekit.safeparse import load_toml, read_text
+
+    p = config_path(path)
+    text = read_text(p, "configuration")
+    data = load_toml(text, p.name, ConfigError)
     prefix: tuple[str, ...] = ()
     if p.name == "pyproject.toml":
         data = data.get("tool", {}).get("edgekit")
@@ -313,12 +365,13 @@ def load_config(path: str | Path | None = None) -> CheckConfig:
         if data is None:
             raise ConfigError(f"{p.name}: no [tool.edgekit] table")
     v = _Validator(p.resolve(), text, prefix)
+    v.allow_unsafe = unsafe_allowed() if allow_unsafe is None else allow_unsafe
     v.table(data, (), ("check", "models"))
     run = v.table(data.get("check", {}), ("check",), _RUN_KEYS + _MODEL_KEYS)
     models = data.get("models")
     if not models:
         v.fail(("models",), "no models: add a [models.NAME] table with model = \"path/to/model.keras\"")
-    v.table(models, ("models",), tuple(models))
+    v.table(models, ("models",), tuple(models) if isinstance(models, dict) else ())
     defaults = {k: val for k, val in run.items() if k not in _RUN_KEYS}
     if "model" in defaults:
         v.fail(("check", "model"), "model belongs in a [models.NAME] table")
@@ -363,7 +416,7 @@ def _model_case(v: _Validator, name: str, d: dict[str, Any], own: set[str], know
     if not model.startswith("builtin:"):
         m = re.match(r"^(?P<file>.+\.py):(?P<func>[A-Za-z_][A-Za-z0-9_]*)$", model)
         if m:
-            model = v.path_value(m["file"], kp("model")) + ":" + m["func"]
+            model = v.code_path(m["file"], kp("model")) + ":" + m["func"]
         else:
             model = v.path_value(model, kp("model"))
     formats = v.value(d.get("formats", list(FORMATS)), kp("formats"), _list_of(_str))
@@ -389,15 +442,19 @@ def _model_case(v: _Validator, name: str, d: dict[str, Any], own: set[str], know
     case.io_dtype = v.value(d.get("io_dtype", "float32"), kp("io_dtype"), _str)
     if case.io_dtype not in ("float32", "int8", "uint8"):
         v.fail(kp("io_dtype"), f"expected float32, int8 or uint8, got {case.io_dtype!r}")
-    for key, special in (("calibration", SPECIAL_DATA), ("eval_data", ("digits",)), ("inputs", ()),
-                         ("custom_objects", ())):
+    for key, special in (("calibration", SPECIAL_DATA), ("eval_data", ("digits",)), ("inputs", ())):
         if key in d:
             setattr(case, key, v.path_value(d[key], kp(key), special))
+    if "custom_objects" in d:
+        v.gate_unsafe(kp("custom_objects"), "custom_objects")
+        case.custom_objects = v.code_path(d["custom_objects"], kp("custom_objects"))
     for key, check in (("calibration_samples", _int(1)), ("batch_size", _int(1)), ("seed", _int(0)),
                        ("opset", _int(7)), ("unsafe", _bool), ("timeout", _num(0.0, strict=True)),
                        ("repeats", _int(0)), ("target_runtime", _str), ("calibration_method", _str)):
         if key in d:
             setattr(case, key, v.value(d[key], kp(key), check))
+    if case.unsafe:
+        v.gate_unsafe(kp("unsafe"), "unsafe = true")
     if "shapes" in d:
         shapes = v.table(d["shapes"], kp("shapes"), tuple(d["shapes"]) if isinstance(d["shapes"], dict) else ())
         case.shapes = {k: v.value(s, kp("shapes", k), _list_of(_int(1))) for k, s in shapes.items()}

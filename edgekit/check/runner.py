@@ -12,6 +12,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -266,8 +267,10 @@ class CheckRun:
 
     def __init__(self, cfg: CheckConfig, out: Path | None = None, update_golden: bool = False,
                  baseline: str | None = None, shard: tuple[int, int] | None = None, use_cache: bool = True,
-                 only: list[str] | None = None, say: Say | None = None, pool: Any = None) -> None:
+                 only: list[str] | None = None, say: Say | None = None, pool: Any = None,
+                 force: bool = False) -> None:
         self.cfg, self.out = cfg, Path(out) if out else cfg.out
+        self.force = force
         self.update_golden, self.shard, self.use_cache = update_golden, shard, use_cache
         self.say = say or (lambda _m: None)
         self._pool = pool
@@ -295,7 +298,10 @@ class CheckRun:
         t0 = time.perf_counter()
         tools = tool_versions()
         models_out, cases = [], []
+        outd = self._out_dir()
+        outd.open()  # the same rules as convert's --out (edgekit/outdir.py), for the whole run
         try:
+            self._forget_removed_models()
             by_name = {m.name: m for m in self.cfg.models}
             for i, name in enumerate(self.selected, 1):
                 self.say(f"[model {i}/{len(self.selected)}] {name}")
@@ -303,6 +309,7 @@ class CheckRun:
                 models_out.append(info)
                 cases.extend(mcases)
         finally:
+            outd.close()
             if self._own_pool and self._pool is not None:
                 self._pool.close()
         report = {
@@ -320,6 +327,38 @@ class CheckRun:
         }
         finish(report)
         return report
+
+    def _out_dir(self) -> Any:
+        from edgekit.outdir import CHECK_MARKER, OutDir
+
+        files = [getattr(m, k) for m in self.cfg.models for k in ("inputs", "calibration", "eval_data")]
+        files += [m.model for m in self.cfg.models if not m.model.startswith("builtin:") and ".py:" not in m.model]
+        outd = OutDir(self.out, force=self.force, protected=[f for f in files if f and os.path.exists(f)],
+                      planned=["models", ".cache", "report.json"], marker=CHECK_MARKER)
+        outd.check()
+        return outd
+
+    def _forget_removed_models(self) -> None:
+        """The marker lists the models whose outputs this directory holds. A run of the whole
+        configuration removes those of models no longer in it (and nothing it did not list), so
+        no stale artifacts look current; a shard or --only run only adds to the list."""
+        from edgekit.fsutil import remove_path
+        from edgekit.outdir import CHECK_MARKER
+
+        marker = self.out / CHECK_MARKER
+        try:
+            listed = json.loads(marker.read_text()).get("models", [])
+        except (OSError, ValueError, AttributeError, RecursionError):
+            listed = []
+        names = [m.name for m in self.cfg.models]
+        prev = {n for n in listed if isinstance(n, str) and re.fullmatch(r"[A-Za-z0-9_.\-]+", n) and n not in (".", "..")}
+        whole = self.shard is None and set(self.selected) == set(names)
+        if whole:
+            for n in sorted(prev - set(names)):
+                remove_path(self.out / "models" / n)
+                remove_path(self.out / ".cache" / f"{n}.json")
+        keep = set(names) if whole else prev | set(self.selected)
+        atomic_write_json(marker, {"made_by": "edgekit", "models": sorted(keep)})
 
     def _one(self, m: ModelCase, tools: dict[str, str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         from edgekit.pipeline import convert
@@ -359,7 +398,7 @@ class CheckRun:
                     calibration=m.calibration, calibration_samples=m.calibration_samples,
                     calibration_method=m.calibration_method, eval_data=m.eval_data,
                     max_accuracy_drop=m.budgets.max_accuracy_drop, devices=m.devices,
-                    progress=lambda msg: self.say("  " + msg), pool=self.pool, **kw,
+                    progress=lambda msg: self.say("  " + msg), pool=self.pool, force=self.force, **kw,
                 )
             except errors.EdgekitError as exc:
                 return self._model_error(m, info, exc, t0)
@@ -478,19 +517,45 @@ def load_baseline(path: str) -> dict[str, dict[str, Any]]:
         raise errors.InputError(f"--baseline {path}: not an edgekit check report.json ({exc})") from None
 
 
+def _report_shape_error(r: Any) -> str | None:
+    """What makes ``r`` unusable as a report (the keys and types merging reads), else None."""
+    if not isinstance(r, dict):
+        return f"a JSON {type(r).__name__}, expected an object"
+    if r.get("report_version") != REPORT_VERSION:
+        return f"report_version {r.get('report_version')!r}"
+    if not isinstance(r.get("config_fingerprint"), str):
+        return "config_fingerprint is not a string"
+    if not (isinstance(r.get("all_models"), list) and all(isinstance(m, str) for m in r["all_models"])):
+        return "all_models is not a list of names"
+    if not (isinstance(r.get("models"), list) and all(isinstance(m, dict) and isinstance(m.get("name"), str)
+                                                      for m in r["models"])):
+        return "models is not a list of objects with a name"
+    if not (isinstance(r.get("cases"), list) and all(isinstance(c, dict) and isinstance(c.get("status"), str)
+                                                     and isinstance(c.get("model"), str) for c in r["cases"])):
+        return "cases is not a list of objects with a model and a status"
+    if "config" not in r or not isinstance(r.get("tools"), dict):
+        return "no config or tools"
+    if not isinstance(r.get("elapsed_s", 0.0), (int, float)):
+        return "elapsed_s is not a number"
+    return None
+
+
 def merge_reports(paths: list[str]) -> dict[str, Any]:
     """Join the JSON reports of the shards of one run into one report and one exit code.
     Shards of different configurations, or the same shard twice, are refused; models no shard
     covered make the merged run fail."""
+    from edgekit.safeparse import load_json, read_text
+
     reports = []
     for p in paths:
         try:
-            r = json.loads(Path(p).read_text())
-            if r.get("report_version") != REPORT_VERSION:
-                raise ValueError(f"report_version {r.get('report_version')!r}")
-            reports.append(r)
-        except (OSError, ValueError) as exc:
+            r = load_json(read_text(p, "report"), p)
+        except errors.InputError as exc:
             raise errors.InputError(f"{p}: not an edgekit check report.json ({exc})") from None
+        why = _report_shape_error(r)
+        if why:
+            raise errors.InputError(f"{p}: not an edgekit check report.json ({why})")
+        reports.append(r)
     if not reports:
         raise errors.InputError("nothing to merge: pass the report.json of each shard")
     fps = {r["config_fingerprint"] for r in reports}

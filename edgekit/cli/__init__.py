@@ -87,6 +87,8 @@ QUIET_HELP = "No progress lines."
 @click.option("--devices", default=None, metavar="LIST",
               help="Devices to run every artifact on, as columns: x86-cpu (default), arm64-cortex-a53/a72/a76, "
                    "arm64-neoverse-n1, cuda, or all-available (see 'edgekit devices').")
+@click.option("--force", is_flag=True, help="Write into a non-empty --out directory that edgekit did not make "
+                                           "(files edgekit does not write are kept; the input is never replaced).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines; only the matrix.")
 @click.option("--json", "json_path", default=None, metavar="FILE",
               help="The result as the JSON report edgekit check writes ('-': standard output, the matrix then "
@@ -95,8 +97,8 @@ QUIET_HELP = "No progress lines."
 @click.option("--html", "html_path", default=None, metavar="FILE", help="The one-file HTML report with its plots.")
 def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: str | None, batch_size: int,
             seed: int, shapes: tuple[str, ...], atol: tuple[str, ...], rtol: tuple[str, ...], unsafe: bool,
-            custom_objects: str | None, timeout: float, target_runtime: str | None, devices: str | None, quiet: bool,
-            json_path: str | None, md_path: str | None, html_path: str | None, **quant: Any) -> None:
+            custom_objects: str | None, timeout: float, target_runtime: str | None, devices: str | None, force: bool,
+            quiet: bool, json_path: str | None, md_path: str | None, html_path: str | None, **quant: Any) -> None:
     """Export MODEL to every format and check each artifact against it.
 
     MODEL is a .keras or .h5 file, a SavedModel directory, path/to/module.py:function
@@ -116,7 +118,7 @@ def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: s
         shapes=parse_shapes(shapes), opset=opset,
         atol=parse_tolerance_overrides(atol, "atol"), rtol=parse_tolerance_overrides(rtol, "rtol"),
         unsafe=unsafe, custom_objects=custom_objects, timeout=timeout, target_runtime=target_runtime,
-        devices=devices, progress=_progress(quiet), **quant,
+        devices=devices, progress=_progress(quiet), force=force, **quant,
     )
     click.echo(render(result), err=json_path == "-")
     if explain:
@@ -193,9 +195,10 @@ _with_quant_options(convert)
 @click.option("--unsafe", is_flag=True, help=UNSAFE_HELP)
 @click.option("--timeout", default=600.0, show_default=True, type=float, metavar="SECONDS",
               help="Limit for each conversion and each runtime check.")
+@click.option("--force", is_flag=True, help="Write into a non-empty --out directory that edgekit did not make.")
 @click.option("--quiet", "-q", is_flag=True, help=QUIET_HELP)
 def quantize_cmd(model: str, out_dir: str, formats: str, inputs: str | None, batch_size: int, seed: int,
-                 unsafe: bool, timeout: float, quiet: bool, **quant: Any) -> None:
+                 unsafe: bool, timeout: float, force: bool, quiet: bool, **quant: Any) -> None:
     """Quantize MODEL only (default: TFLite dynamic, float16 and int8) and show what each mode costs."""
     _needs_converter("quantize")
     from edgekit.pipeline import convert as run_convert
@@ -205,7 +208,7 @@ def quantize_cmd(model: str, out_dir: str, formats: str, inputs: str | None, bat
         quant["quantize"] = "dynamic,float16,int8"
     explain = quant.pop("explain", False)
     result = run_convert(model, out_dir, formats=formats, inputs=inputs, batch_size=batch_size, seed=seed,
-                         unsafe=unsafe, timeout=timeout, progress=_progress(quiet), **quant)
+                         unsafe=unsafe, timeout=timeout, progress=_progress(quiet), force=force, **quant)
     click.echo(render(result))
     if explain:
         _explain(model, result, quant, unsafe, quiet)

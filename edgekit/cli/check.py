@@ -35,10 +35,14 @@ def _report_options(cmd: click.Command) -> click.Command:
 @click.option("--devices", default=None, metavar="LIST",
               help="Devices for every model instead of the configuration's (e.g. x86-cpu,arm64-cortex-a76, "
                    "or all-available).")
+@click.option("--unsafe", is_flag=True,
+              help="Let the configuration's unsafe = true and custom_objects take effect (a file alone cannot; "
+                   "EDGEKIT_ALLOW_UNSAFE=1 does the same).")
+@click.option("--force", is_flag=True, help="Write into a non-empty output directory that edgekit did not make.")
 @_report_options
 def check_cmd(config: str | None, out_dir: str | None, update_golden: bool, baseline: str | None, shard: str | None,
-              no_cache: bool, only: str | None, devices: str | None, json_path: str | None, junit: str | None,
-              md: str | None, html_path: str | None, quiet: bool) -> None:
+              no_cache: bool, only: str | None, devices: str | None, unsafe: bool, force: bool, json_path: str | None,
+              junit: str | None, md: str | None, html_path: str | None, quiet: bool) -> None:
     """Run every model of CONFIG (edgekit.toml, or pyproject.toml with [tool.edgekit];
     default: found from the current directory up) and judge every artifact on every
     device against tolerances, budgets, golden outputs and a baseline.
@@ -48,14 +52,16 @@ def check_cmd(config: str | None, out_dir: str | None, update_golden: bool, base
                 2 a bad configuration or unusable input, 3 a tolerance, budget,
                 golden or regression check failed.
     """
-    from edgekit.check.config import load_config
+    from edgekit.check.config import config_path, load_config, unsafe_allowed
     from edgekit.check.reports import console_table, write_reports
     from edgekit.check.runner import CheckRun, parse_shard
     from edgekit.cli import _needs_converter, _progress
 
     _needs_converter("check")
     shard_kn = parse_shard(shard)  # option errors before the file's
-    cfg = load_config(config)
+    path = config_path(config)
+    click.echo(f"edgekit: configuration {path}", err=True)  # found by an upward search: say which
+    cfg = load_config(path, allow_unsafe=unsafe_allowed(unsafe))
     if devices:
         from edgekit.devices import resolve
 
@@ -63,7 +69,7 @@ def check_cmd(config: str | None, out_dir: str | None, update_golden: bool, base
         for m in cfg.models:
             m.devices = names
     run = CheckRun(cfg, out=Path(out_dir) if out_dir else None, update_golden=update_golden, baseline=baseline,
-                   shard=shard_kn, use_cache=not no_cache,
+                   shard=shard_kn, use_cache=not no_cache, force=force,
                    only=[s.strip() for s in only.split(",") if s.strip()] if only else None, say=_progress(quiet))
     say = run.say
     say(f"{cfg.path}: {len(run.selected)} of {len(cfg.models)} models" + (f" (shard {shard})" if shard else ""))

@@ -83,11 +83,9 @@ def read_image(p: Path, predictor: Any) -> tuple[dict[str, np.ndarray], str]:
     _, h, w, c = t.shape
     if h <= 0 or w <= 0 or c not in (1, 3, 4):
         raise InputError(f"input {t.name!r} has shape {t.shape}: need a fixed (H, W) and 1, 3 or 4 channels for an image")
-    try:
-        img = Image.open(p)
-        img = img.convert({1: "L", 3: "RGB", 4: "RGBA"}[c])
-    except OSError as exc:
-        raise InputError(f"cannot read image {p}: {exc}") from None
+    from edgekit.safeparse import open_image
+
+    img = open_image(p, {1: "L", 3: "RGB", 4: "RGBA"}[c])
     src = img.size
     img = img.resize((w, h), Image.BILINEAR)
     arr = np.asarray(img, dtype=np.float32).reshape(1, h, w, c) / 255.0
@@ -274,6 +272,8 @@ def inspect(artifact: str, runtime_spec: str | None, as_json: bool) -> None:
         _print_inspect(info)
     if info.get("incompatible"):
         sys.exit(3)
+    if info.get("runnable_here") is False:  # described, but it does not load (or run) here
+        sys.exit(1)
 
 
 def _inspect_tflite(data: bytes, runtime_spec: str | None) -> dict[str, Any]:

@@ -49,6 +49,9 @@ def load(source: Mapping[str, Any]) -> Any:
     if kind == "builder":
         return _load_builder(loc, source["function"])
     if kind == "saved_model":
+        from edgekit.savedmodel_scan import check_saved_model
+
+        check_saved_model(loc, unsafe)  # reads the protobuf only: before anything of it runs
         return _load_saved_model(loc)
     try:
         if kind == "keras":
@@ -60,8 +63,10 @@ def load(source: Mapping[str, Any]) -> Any:
         # (see FIELD-NOTES); inference needs no compile state.
         return keras.saving.load_model(loc, compile=False, safe_mode=not unsafe, custom_objects=custom)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for bad files
-        msg = _first_line(exc)
         from edgekit.models.source import find_custom_classes, read_config
+        from edgekit.safeparse import innermost_reason
+
+        msg = innermost_reason(exc)  # Keras' real reason, not its generic wrapper
 
         custom_classes = find_custom_classes(read_config(loc))
         if custom_classes and not source.get("custom_objects"):
@@ -69,6 +74,8 @@ def load(source: Mapping[str, Any]) -> Any:
                 f"{loc} uses custom class(es) {', '.join(custom_classes)} that Keras does not know: "
                 "pass --custom-objects module.py defining them"
             ) from None
+        if "disallowed" in msg or "not allowed" in msg:  # Keras' own safety refusal: say why
+            raise UnsafeModelError(f"{loc}: Keras refused to load it: {msg}") from None
         if "Lambda" in msg or "unsafe" in msg.lower() or "safe_mode" in msg:
             raise UnsafeModelError(f"{loc}: {msg} (pass --unsafe if you trust its author)") from None
         if "Could not locate" in msg or "Unknown layer" in msg or "custom" in msg.lower():

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from edgekit.errors import InputError, UnsafeModelError
+from edgekit.safeparse import load_json
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -165,12 +166,12 @@ def read_config(path: str) -> Any:
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as zf:
-                return json.loads(zf.read("config.json"))
+                return load_json(zf.read("config.json"), "config.json")
         import h5py
 
         with h5py.File(path, "r") as f:
             raw = f.attrs.get("model_config")
-            return json.loads(raw.decode() if isinstance(raw, bytes) else raw) if raw is not None else None
+            return load_json(raw.decode() if isinstance(raw, bytes) else raw, "model_config") if raw is not None else None
     except Exception:  # noqa: BLE001 - only used to improve an error message
         return None
 
@@ -194,6 +195,8 @@ def _check_keras_archive(p: Path, unsafe: bool) -> None:
             for i in infos:
                 if i.filename.startswith("/") or ".." in Path(i.filename).parts:
                     raise InputError(f"{p} has an archive member with an unsafe path ({i.filename!r}): refusing it")
+                if (i.external_attr >> 16) & 0o170000 == 0o120000:  # a symlink member points elsewhere
+                    raise InputError(f"{p} has an archive member that is a symbolic link ({i.filename!r}): refusing it")
             total = sum(i.file_size for i in infos)
             if total > MAX_ARCHIVE_BYTES:
                 raise InputError(
@@ -204,7 +207,7 @@ def _check_keras_archive(p: Path, unsafe: bool) -> None:
             bad_member = zf.testzip()
             if bad_member is not None:
                 raise InputError(f"{p} is corrupted ({bad_member} fails its checksum): re-save or re-download it")
-            config = json.loads(zf.read("config.json"))
+            config = load_json(zf.read("config.json"), f"{p}: config.json")
     except zipfile.BadZipFile as exc:
         raise InputError(f"{p} is a truncated or corrupted .keras archive ({exc}): re-save or re-download it") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -234,7 +237,7 @@ def _check_h5(p: Path, unsafe: bool) -> None:
                 raise InputError(f"{p} is an HDF5 file without a Keras model config: not a saved Keras model")
             if isinstance(raw, bytes):
                 raw = raw.decode("utf-8")
-            config = json.loads(raw)
+            config = load_json(raw, f"{p}: model_config")
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - h5py raises many types for damaged files

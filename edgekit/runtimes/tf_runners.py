@@ -18,6 +18,9 @@ class SavedModelRunner(Runner):
     def _load(self) -> None:
         import tensorflow as tf
 
+        from edgekit.savedmodel_scan import check_saved_model
+
+        check_saved_model(self.path, bool(self.options.get("unsafe")))
         self._obj = tf.saved_model.load(self.path)
         sig = self._obj.signatures.get("serving_default")
         if sig is None:

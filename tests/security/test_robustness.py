@@ -220,18 +220,17 @@ def test_custom_objects_only_when_named(tmp_path, pool):
 
 
 def test_memory_guard_refuses_before_loading(tmp_path, monkeypatch):
-    import edgekit.pipeline as pipeline
-
-    big = tmp_path / "big.h5"
-    shutil.copy(Path(__file__).parent.parent / "fixtures" / "builders.py", tmp_path / "unused.py")
     import h5py
 
+    import edgekit.memguard as memguard
+
+    big = tmp_path / "big.h5"
     with h5py.File(big, "w") as f:
         f.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": {"layers": []}})
         f.create_dataset("w", data=np.zeros(1_000_000, np.float32))
-    monkeypatch.setattr(pipeline, "_available_memory", lambda: 1024 * 1024)  # 1 MiB free
+    monkeypatch.setattr(memguard, "available_memory", lambda: 1024 * 1024)  # 1 MiB free
     code, out, err = cli_inprocess(["convert", str(big), "--out", str(tmp_path / "o")])
-    assert code == 2 and "GiB to convert" in err and "available" in err
+    assert code == 2 and "declares 3.8 MiB" in err and "22.9 MiB (6x)" in err and "1.0 MiB is available" in err
     assert not (tmp_path / "o").exists()
 
 
