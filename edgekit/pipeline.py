@@ -24,6 +24,8 @@ from edgekit.models.source import ModelSource, detect
 from edgekit.runtimes import RUNTIMES, unavailable_reason
 from edgekit.specs import ModelSpec
 from edgekit.validate import Comparison, Tolerance, compare, default_tolerance
+from edgekit.validate.truth import judge, truth_summary
+from edgekit.verdict import check_feeds, check_reference, compute_truth
 from edgekit.worker import WorkerPool, default_pool
 
 from edgekit.results import (  # noqa: F401 - re-exported: part of the pipeline's API
@@ -149,6 +151,8 @@ class CheckOptions:
     target_runtime: dict[str, Any] | None = None  # a compat table: TFLite ops must run there
     max_accuracy_drop: float | None = None  # points; replaces the quality criteria of quantized rows
     auto: bool = False  # --quantize auto: keep the smallest passing TFLite mode
+    truth: bool = True  # judge float artifacts against a float64 twin of the model too
+    allow_nonfinite_inputs: bool = False
 
 
 def convert(
@@ -181,6 +185,8 @@ def convert(
     devices: str | list[str] | None = None,
     progress: Progress | None = None,
     pool: WorkerPool | None = None,
+    truth: bool = True,
+    allow_nonfinite_inputs: bool = False,
 ) -> ConvertResult:
     """Export ``model`` to ``formats`` under ``out_dir`` and check each artifact.
 
@@ -194,7 +200,8 @@ def convert(
     ``all-available``) runs every artifact a device supports there too, as more cells.
     Bad input raises an ``EdgekitError`` before anything is written. Conversion and runtime
     failures (crashes included) become rows with status ``error``; ``ConvertResult.exit_code``
-    sums them up.
+    sums them up. ``truth`` judges float artifacts against a float64 twin of the model as well
+    (see ``edgekit.validate.truth``); inputs with NaN/inf are refused unless ``allow_nonfinite_inputs``.
     """
     from edgekit.quantize.recipes import parse_modes
 
@@ -234,7 +241,8 @@ def convert(
 
         table = find_table(target_runtime)
     opts = CheckOptions(batch_size, seed, dict(shapes or {}), opset, dict(atol or {}), dict(rtol or {}), timeout,
-                        repeats, table, max_accuracy_drop, bool(quantize and quantize.strip() == "auto"))
+                        repeats, table, max_accuracy_drop, bool(quantize and quantize.strip() == "auto"),
+                        truth=truth, allow_nonfinite_inputs=allow_nonfinite_inputs)
     pool = pool or default_pool()
     pool.start()  # both workers import their libraries while the inputs are checked
     run = _Run(source, build_jobs(fmts, recipes), out, opts, progress or (lambda _m: None), pool)
@@ -274,6 +282,8 @@ class _Run:
         self.golden_reference: Comparison | None = None
         self.profiles: list[Any] = []
         self.device_workers: Any = None
+        self.truth: dict[str, np.ndarray] | None = None  # the float64 twin's outputs, when it has one
+        self.truth_note: str | None = None  # why float rows are judged by the fixed bound only
 
     def _tf(self, func: str, *args: Any, tag: str, **kw: Any) -> Any:
         return self.pool.tf.call(f"edgekit.tasks:{func}", self.source.to_json(), *args,
@@ -318,6 +328,7 @@ class _Run:
             feeds_info = {"source": "random", "seed": o.seed, "batch": o.batch_size,
                           "distribution": "standard normal floats; integers uniform in each input's range"}
         feeds_info["shapes"] = {k: list(v.shape) for k, v in feeds.items()}
+        check_feeds(feeds, self.opts.allow_nonfinite_inputs)
         if self.source.built_by_code:
             # Code-built models start from random weights: pin them so that a worker restarted
             # after a crash rebuilds the very model every artifact of this run comes from.
@@ -325,6 +336,12 @@ class _Run:
             self.source = ModelSource(**self._tf("snapshot_weights", snap, tag="snapshot"))
         self.say(f"reference: {self.source.display} on {feeds_info['source']} inputs, batch {feeds_info['batch']}")
         reference, ref_latency = self._tf("reference", feeds, self.opts.repeats, tag="reference")
+        check_reference(reference)
+        truth_res = compute_truth(self._tf, feeds, self.say) if self.opts.truth else None
+        feeds_info["truth"] = truth_summary(reference, truth_res, tolerances_for("float32", spec, self.opts.atol, self.opts.rtol))
+        self.truth = (truth_res or {}).get("outputs")
+        if self.truth is None and truth_res is not None:
+            self.truth_note = f"{feeds_info['truth']['reason']}: judged by the fixed bound only"
         if self.golden is not None:
             self.golden_reference = compare(self.golden, reference,
                                             tolerances_for("float32", spec, self.opts.atol, self.opts.rtol))
@@ -466,7 +483,9 @@ class _Run:
             row.status, row.stage, row.error = ERROR, "run", str(exc).replace(str(staging), str(self.out))
         else:
             row.latency = res["latency"]
-            row.comparison = compare(reference, res["outputs"], row.tolerances)
+            row.comparison = judge(compare(reference, res["outputs"], row.tolerances), reference, res["outputs"], self.truth)
+            if self.truth_note and not any(t.quality for t in row.tolerances.values()):
+                row.notes.append(self.truth_note)
             if self.golden is not None:
                 row.golden = compare(self.golden, res["outputs"], row.tolerances)
             for prof in self.profiles[1:]:
@@ -513,7 +532,7 @@ class _Run:
             return cell
         tols = {k: (Tolerance(*prof.tolerance[job.policy], f"device:{prof.name}") if job.policy in prof.tolerance else t)
                 for k, t in row.tolerances.items()}
-        comp = compare(reference, res["outputs"], tols)
+        comp = judge(compare(reference, res["outputs"], tols), reference, res["outputs"], self.truth)
         cell["comparison"] = comp.to_json()
         cell["latency"] = res["latency"]
         cell["status"] = PASS if comp else MISMATCH

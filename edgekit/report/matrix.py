@@ -26,9 +26,33 @@ def _top1(c: object) -> str:
     return "-" if not vals else f"{100 * min(vals):.0f}%"
 
 
+def truth_cell(c: object) -> str:
+    """max|artifact - float64 truth|, marked ``*`` where only "no worse than Keras" passed it."""
+    outs = [o for o in getattr(c, "outputs", ()) if o.truth_abs is not None]
+    if not outs:
+        return "-"
+    return f"{max(o.truth_abs for o in outs):.2g}" + ("*" if any(o.judged_by == "truth" for o in outs) else "")
+
+
+def truth_lines(info: dict | None) -> list[str]:
+    """One line on the float64 truth: Keras float32's own error, and where the inputs are ill-conditioned."""
+    if not info:
+        return []
+    if not info.get("available"):
+        return [f"float64 truth: none ({info.get('reason')}); float artifacts judged by the fixed bound only"]
+    errs = info.get("keras_float32_error", {})
+    ill = [k for k, v in info.get("ill_conditioned", {}).items() if v]
+    line = ("float64 truth (twin of the model, " + f"{info['seconds']:.1f} s): Keras float32 is "
+            + ", ".join(f"{e:.2g} from it on {k!r}" for k, e in errs.items()))
+    if ill:
+        line += (f"; ILL-CONDITIONED inputs on {', '.join(map(repr, ill))} (Keras float32 itself misses the bound): "
+                 f"float artifacts there pass within {info['factor']:g}x Keras' own error of the float64 result (*)")
+    return [line]
+
+
 def render(result: "ConvertResult") -> str:
     task = result.eval_info is not None
-    head = ["artifact", "size", "x f32", "convert", "latency", "max|d|", "max rel", "SNR dB", "top-1"]
+    head = ["artifact", "size", "x f32", "convert", "latency", "max|d|", "max rel", "vs f64", "SNR dB", "top-1"]
     if task:
         head += [result.eval_info["metric"][:4], "drop"]
     head += ["criterion", "result"]
@@ -49,6 +73,7 @@ def render(result: "ConvertResult") -> str:
             "-" if not r.latency else f"{r.latency['median_ms']:.2f} ms",
             _num(c.max_abs if c else None),
             _num(c.max_rel if c else None),
+            truth_cell(c),
             "-" if snr is None else ("inf" if snr == float("inf") else f"{snr:.1f}"),
             _top1(c),
         ]
@@ -81,8 +106,10 @@ def render(result: "ConvertResult") -> str:
     out += (
         f"\n\ninputs: {n_in['source']} (batch {n_in['batch']}); "
         f"float criterion: max|d| <= atol + rtol x max|ref| per output; max rel = max|d| / max|ref|; "
-        f"quantized: SNR and top-1 against the float model"
+        f"quantized: SNR and top-1 against the float model; vs f64 = max|d| against the float64 twin"
     )
+    for line in truth_lines(n_in.get("truth")):
+        out += "\n" + line
     if result.calibration:
         cal = result.calibration
         out += f"\ncalibration: {cal['description']}" + ("" if cal["meaningful"] else " -- quantized results are NOT meaningful")
