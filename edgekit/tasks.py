@@ -110,3 +110,11 @@ def truth(source: Mapping[str, Any], feeds: Mapping[str, np.ndarray]) -> dict[st
     except TwinUnavailable as exc:
         return {"outputs": None, "reason": f"no float64 twin: {exc}", "seconds": time.perf_counter() - t0}
     return {"outputs": out, "reason": None, "seconds": time.perf_counter() - t0}
+
+
+def artifact_io(runtime: str, path: str, options: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
+    """An artifact's input and output names, as its runtime sees them (loads it, runs nothing)."""
+    from edgekit.runtimes import runner_class
+
+    with _host_cpu(), runner_class(runtime)(path, **dict(options or {})) as r:
+        return {"input_names": r.input_names(), "output_names": r.output_names()}

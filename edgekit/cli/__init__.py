@@ -436,6 +436,7 @@ def _register_device_commands() -> None:
 
 
 _register_device_commands()
+from edgekit.cli import compare as _compare  # noqa: E402,F401 - registers 'edgekit compare'
 
 
 def _sigterm_as_interrupt() -> None:

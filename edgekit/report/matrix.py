@@ -64,15 +64,15 @@ def render(result: "ConvertResult") -> str:
         tol = next(iter(r.tolerances.values()), None)
         c = r.comparison
         ref_size = result.float_size(r.format) if r.recipe is not None else None
-        snr = c.min_snr_db if c else None
+        snr = c.min_snr_db if c is not None else None
         row = [
             name,
             human_size(r.size),
             f"{r.size / ref_size:.2f}" if (ref_size and r.size) else "-",
             "-" if r.convert_s is None else f"{r.convert_s:.1f} s",
             "-" if not r.latency else f"{r.latency['median_ms']:.2f} ms",
-            _num(c.max_abs if c else None),
-            _num(c.max_rel if c else None),
+            _num(c.max_abs if c is not None else None),
+            _num(c.max_rel if c is not None else None),
             truth_cell(c),
             "-" if snr is None else ("inf" if snr == float("inf") else f"{snr:.1f}"),
             _top1(c),

@@ -75,7 +75,7 @@ def truth_summary(reference: Mapping[str, np.ndarray], truth_res: Mapping[str, A
     """What the manifest and the matrix say about the truth: available or why not, its cost,
     Keras float32's own error per output and whether the inputs are ill-conditioned there."""
     if not truth_res:
-        return {"available": False, "reason": "turned off (--no-truth)", "seconds": None}
+        return {"available": False, "reason": "turned off by --no-truth", "seconds": None}
     truth = truth_res.get("outputs")
     if truth is None:
         return {"available": False, "reason": truth_res.get("reason"), "seconds": truth_res.get("seconds")}
