@@ -86,9 +86,10 @@ def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: s
     returning a Keras model, or builtin:NAME (mlp, two_input, cnn, conv1d, lstm, gru,
     embedding). Every artifact runs on the same inputs, bound by name, and each output
     is compared with the model's own: an output passes when
-    max|artifact - model| <= atol + rtol * max|model output|, or, where Keras float32 itself
-    misses that bound against a float64 twin of the model (ill-conditioned inputs), when the
-    artifact is no further from the float64 result than 2x Keras' own error plus the bound.
+    max|artifact - model| <= atol + rtol * max|model output| and the artifact is no further
+    from a float64 twin of the model than 3x Keras float32's own distance from it (plus 1e-5
+    of the output's scale). Where Keras float32 itself misses the bound against the twin
+    (ill-conditioned inputs), the second criterion alone decides.
     """
     from edgekit.feeds import parse_shapes
     from edgekit.pipeline import convert as run_convert, parse_tolerance_overrides

@@ -46,7 +46,8 @@ def truth_lines(info: dict | None) -> list[str]:
             + ", ".join(f"{e:.2g} from it on {k!r}" for k, e in errs.items()))
     if ill:
         line += (f"; ILL-CONDITIONED inputs on {', '.join(map(repr, ill))} (Keras float32 itself misses the bound): "
-                 f"float artifacts there pass within {info['factor']:g}x Keras' own error of the float64 result (*)")
+                 f"float artifacts there are judged only by their distance from the float64 result, "
+                 f"up to {info['factor']:g}x Keras' own (*)")
     return [line]
 
 

@@ -120,7 +120,9 @@ class OutputComparison:
     truth_abs: float | None = None
     keras_truth_abs: float | None = None
     ill_conditioned: bool | None = None
-    judged_by: str = "bound"  # "bound", or "truth" when only "no worse than Keras float32" passed it
+    truth_bound: float | None = None  # what truth_abs may reach: factor x keras_truth_abs + floor
+    # "bound" (no truth), "bound+truth" (both applied), "truth" (ill-conditioned: the truth alone)
+    judged_by: str = "bound"
 
     def __bool__(self) -> bool:
         return self.passed
@@ -176,6 +178,11 @@ class Comparison:
                     if o.top1_agreement is not None and o.tolerance.min_top1 is not None and o.top1_agreement < o.tolerance.min_top1:
                         why.append(f"top-1 {o.top1_agreement:.1%} < {o.tolerance.min_top1:.0%}")
                     msgs.append(f"{o.name}: " + ", ".join(why))
+                elif o.truth_bound is not None and (o.truth_abs or 0.0) > o.truth_bound:
+                    msgs.append(
+                        f"{o.name}: max|d| against the float64 model {o.truth_abs:.3g} > {o.truth_bound:.3g} "
+                        f"(Keras float32's own {o.keras_truth_abs:.3g}, times the factor, plus the floor)"
+                    )
                 else:
                     msgs.append(
                         f"{o.name}: max|d|={o.max_abs:.3g} > bound {o.tolerance.bound(o.scale or 0):.3g}"

@@ -1,21 +1,27 @@
 """Judging float artifacts against a float64 twin of the model (numpy only).
 
 The fixed bound ``atol + rtol * max|ref|`` assumes Keras float32 is close to what the model
-computes. On ill-conditioned inputs it is not: a float64 copy of the model can show Keras
-itself far from the exact result, and a correct artifact, rounding differently, lands just as
-far on the other side. The rule:
+computes, and it is loose: a bug that moves the output by 1e-4 of its scale (one layer's
+weights cast to float16, a BatchNormalization epsilon of 1e-5 instead of 1e-3) passes it.
+A float64 copy of the model measures both things: how far Keras float32 itself is from the
+exact result, and how far the artifact is. The rule, per output, with ``k = max|Keras - truth|``
+and ``e = max|artifact - truth|``:
 
-* an output passes when it meets the fixed bound against Keras (unchanged); or,
-* when Keras float32 itself misses that bound against the float64 truth (the inputs are
-  ill-conditioned), when ``max|artifact - truth| <= TRUTH_FACTOR * max|Keras - truth| + bound``:
-  no worse than Keras itself, within a factor.
+* truth criterion: ``e <= TRUTH_FACTOR * k + TRUTH_FLOOR_REL * max|truth| + TRUTH_FLOOR_ABS``,
+  "no worse than Keras float32 itself", always applied where there is a twin;
+* well-conditioned inputs (``k`` within the fixed bound): the fixed bound against Keras must
+  hold too, as before;
+* ill-conditioned inputs (Keras float32 itself misses the fixed bound against the truth): the
+  truth criterion alone decides, so a correct file is not failed for Keras' own rounding.
 
-TRUTH_FACTOR = 2: an independent float32 evaluation of an ill-conditioned graph is as far
-from the truth as Keras' is, give or take rounding luck; measured ratios (artifact error /
-Keras error) on correct LiteRT and ONNX files were 0.5 to 1.5 (EfficientNetV2-B0 on
-standard-normal inputs: 27.3 / 56.5 and 80.7 / 56.5). Where the conditioning is good,
-Keras' own error is far below the bound and the wider rule never applies, so a small bug
-is caught exactly as before. A bound the user gave explicitly is never widened.
+Constants, from the fault-injection benchmark (benchmarks/faults.py; results in
+benchmarks/results/): correct LiteRT/ONNX Runtime/TensorFlow files were 0.9x to 2.4x Keras'
+own error from the truth where that error is not tiny (EfficientNetV2-B0 on standard-normal
+inputs: 0.48x and 1.43x), and at most 1.6e-6 of the output scale from it; the subtlest real
+bugs (float16 weights in one layer, a wrong epsilon, 1e-3 weight noise) moved outputs by 1e-4
+to 4e-4 of the scale. TRUTH_FACTOR = 3 and TRUTH_FLOOR_REL = 1e-5 sit between the two with
+margin on both sides. A bound the user gave (--atol/--rtol) is the user's criterion: the
+truth is reported, never applied.
 """
 from __future__ import annotations
 
@@ -26,7 +32,9 @@ import numpy as np
 
 from edgekit.validate.compare import Comparison, OutputComparison
 
-TRUTH_FACTOR = 2.0
+TRUTH_FACTOR = 3.0
+TRUTH_FLOOR_REL = 1e-5
+TRUTH_FLOOR_ABS = 1e-7
 
 
 def _max_abs(a: np.ndarray, b: np.ndarray) -> float:
@@ -37,27 +45,35 @@ def _max_abs(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a64[both] - b64[both]))) if both.any() else 0.0
 
 
+def _scale(truth: np.ndarray) -> float:
+    t = np.asarray(truth, np.float64)
+    fin = np.isfinite(t)
+    return float(np.max(np.abs(t[fin]))) if fin.any() else 0.0
+
+
 def keras_truth_errors(reference: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray]) -> dict[str, float]:
     """max|Keras float32 - float64 truth| per output."""
     return {k: _max_abs(reference[k], truth[k]) for k in reference if k in truth}
 
 
 def judge_output(o: OutputComparison, reference: np.ndarray, candidate: np.ndarray, truth: np.ndarray) -> OutputComparison:
-    """``o`` with its errors against the truth and, on ill-conditioned inputs, the wider rule applied."""
+    """``o`` with its errors against the truth and the rule above applied."""
     if o.tolerance.quality or o.max_abs is None:
         return o  # quantized artifacts are judged on quality; a shape mismatch stays a failure
     keras_err = _max_abs(reference, truth)
     art_err = _max_abs(candidate, truth)
-    scale = float(np.nanmax(np.abs(np.where(np.isfinite(truth), truth, np.nan)))) if np.isfinite(truth).any() else 0.0
-    bound = o.tolerance.bound(scale)
-    ill = bool(keras_err > bound)
-    passed, judged_by = o.passed, "bound"
-    # A bound the user gave (--atol/--rtol) is the user's criterion: reported, never widened.
-    widen = o.tolerance.source != "user"
-    if widen and not o.passed and o.error is None and ill and art_err <= TRUTH_FACTOR * keras_err + bound:
-        passed, judged_by = True, "truth"
+    scale = _scale(truth)
+    ill = bool(keras_err > o.tolerance.bound(scale))
+    limit = TRUTH_FACTOR * keras_err + TRUTH_FLOOR_REL * scale + TRUTH_FLOOR_ABS
+    if o.tolerance.source == "user":
+        return dataclasses.replace(o, truth_abs=art_err, keras_truth_abs=keras_err, ill_conditioned=ill)
+    within = bool(art_err <= limit)
+    if ill:
+        passed, judged_by = o.error is None and within, "truth"
+    else:
+        passed, judged_by = o.passed and within, "bound+truth"
     return dataclasses.replace(o, passed=passed, truth_abs=art_err, keras_truth_abs=keras_err,
-                               ill_conditioned=ill, judged_by=judged_by)
+                               ill_conditioned=ill, truth_bound=limit, judged_by=judged_by)
 
 
 def judge(comp: Comparison, reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray],
@@ -82,9 +98,7 @@ def truth_summary(reference: Mapping[str, np.ndarray], truth_res: Mapping[str, A
     errs = keras_truth_errors(reference, truth)
     ill = {}
     for k, e in errs.items():
-        t = np.asarray(truth[k], np.float64)
-        scale = float(np.max(np.abs(t[np.isfinite(t)]))) if np.isfinite(t).any() else 0.0
         tol = bounds.get(k)
-        ill[k] = bool(tol is not None and not tol.quality and e > tol.bound(scale))
+        ill[k] = bool(tol is not None and not tol.quality and e > tol.bound(_scale(truth[k])))
     return {"available": True, "reason": None, "seconds": truth_res.get("seconds"), "factor": TRUTH_FACTOR,
-            "keras_float32_error": errs, "ill_conditioned": ill}
+            "floor_rel": TRUTH_FLOOR_REL, "keras_float32_error": errs, "ill_conditioned": ill}

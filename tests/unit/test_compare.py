@@ -208,16 +208,22 @@ def test_truth_widens_the_bound_only_when_keras_itself_is_far_from_it():
     assert not judge(compare({"y": ref}, {"y": cand}, user), {"y": ref}, {"y": cand}, {"y": truth})
 
 
-def test_truth_keeps_the_bound_when_keras_is_close_to_it():
+def test_truth_catches_a_bug_the_bound_lets_through_when_keras_is_close_to_it():
     from edgekit.validate.truth import judge
 
     rng = np.random.default_rng(1)
     truth = rng.normal(0, 100, size=(4, 10))
-    ref = truth * (1 + 1e-7)
-    cand = truth * (1 + 1e-3)  # a real bug, tiny next to anything ill-conditioned
-    comp = judge(compare({"y": ref}, {"y": cand}, default_tolerance("float32")), {"y": ref}, {"y": cand}, {"y": truth})
-    assert not comp and comp.outputs[0].ill_conditioned is False and comp.outputs[0].judged_by == "bound"
+    ref = truth + rng.normal(0, 1e-5, size=truth.shape)  # float32-sized rounding of ~300
+    ok = ref + rng.normal(0, 1e-5, size=truth.shape)  # a correct file: the same size of rounding
+    bug = truth * (1 + 5e-5)  # a float16 cast in one layer: 5e-5 of the scale, within the bound
+    tol = default_tolerance("float32")
+    assert compare({"y": ref}, {"y": bug}, tol)  # the fixed bound alone passes the bug
+    good = judge(compare({"y": ref}, {"y": ok}, tol), {"y": ref}, {"y": ok}, {"y": truth})
+    assert good and good.outputs[0].ill_conditioned is False and good.outputs[0].judged_by == "bound+truth"
+    caught = judge(compare({"y": ref}, {"y": bug}, tol), {"y": ref}, {"y": bug}, {"y": truth})
+    assert not caught
+    assert "against the float64 model" in caught.failures()[0]
     # non-finite mismatches are never excused by the truth
-    nan = cand.copy()
+    nan = ok.copy()
     nan[0, 0] = np.nan
-    assert not judge(compare({"y": ref}, {"y": nan}, default_tolerance("float32")), {"y": ref}, {"y": nan}, {"y": truth})
+    assert not judge(compare({"y": ref}, {"y": nan}, tol), {"y": ref}, {"y": nan}, {"y": truth})
