@@ -99,6 +99,8 @@ def efficientnet():
     weights with trained-like BatchNormalization statistics."""
     import keras
 
+    # a named input: an unnamed one is renamed (input_layer_N) each time the model is rebuilt
     m = keras.applications.EfficientNetV2B0(weights=None, include_preprocessing=True, input_shape=(128, 128, 3),
+                                            input_tensor=keras.Input((128, 128, 3), name="image"),
                                             classifier_activation=None)
     return trained_like(m)

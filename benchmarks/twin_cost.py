@@ -30,8 +30,8 @@ def main() -> int:
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))}
     lines = [f"# Float64 twin cost ({dt.date.today()})", "",
              "`edgekit convert --to FORMATS` per model, default inputs (standard normal, batch 2); twin = build + run.", "",
-             "| model | formats | twin | twin s | run s | share | Keras f32 vs f64 | ill-conditioned |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| model | formats | twin | twin s | run s | share | Keras f32 vs f64 | ill-conditioned | verdicts |",
+             "|---|---|---|---|---|---|---|---|---|"]
     with WorkerPool(env=env) as pool, tempfile.TemporaryDirectory() as work:
         for i, (model, fmts) in enumerate(CASES):
             res = convert(model, Path(work) / str(i), formats=fmts, pool=pool)
@@ -42,7 +42,7 @@ def main() -> int:
             ill = ", ".join(k for k, v in t.get("ill_conditioned", {}).items() if v) or "no"
             twin = "yes" if t["available"] else f"no: {t['reason']}"
             lines.append(f"| {name} | {fmts} | {twin} | {t.get('seconds') or 0:.2f} | {res.elapsed_s:.1f} | {share} | "
-                         f"{errs} | {ill} |")
+                         f"{errs} | {ill} | {' '.join(f'{r.label}:{r.status}' for r in res.rows)} |")
             print(lines[-1], file=sys.stderr)
     out = Path(__file__).resolve().parent / "results" / f"{dt.date.today()}-twin.md"
     out.write_text("\n".join(lines) + "\n")

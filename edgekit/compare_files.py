@@ -24,8 +24,8 @@ from edgekit.results import ERROR, MISMATCH, PASS, ArtifactResult
 from edgekit.runtimes import RUNTIMES, unavailable_reason
 from edgekit.specs import ModelSpec
 from edgekit.validate import compare as compare_outputs
-from edgekit.validate.truth import judge, truth_summary
-from edgekit.verdict import check_feeds, check_reference, compute_truth
+from edgekit.validate.truth import judge
+from edgekit.verdict import check_feeds, reference_truth
 from edgekit.worker import WorkerPool, default_pool
 
 # (runtime, default tolerance policy) per kind of file. Files run by TensorFlow compute the
@@ -178,11 +178,10 @@ def compare(
     feeds, info = _feeds(spec, inputs, batch_size, seed, dict(shapes or {}), allow_nonfinite_inputs)
     say(f"reference: {source.display} on {info['source']} inputs, batch {info['batch']}")
     reference, _ = tf("reference", feeds, 0, tag="reference")
-    check_reference(reference)
-    truth_res = compute_truth(tf, feeds, say) if truth else None
-    info["truth"] = truth_summary(reference, truth_res, tolerances_for("float32", spec, dict(atol or {}), dict(rtol or {})))
+    truth_out, info["truth"], note = reference_truth(
+        tf, feeds, reference, tolerances_for("float32", spec, dict(atol or {}), dict(rtol or {})), truth, say)
     result = CompareResult(source, spec, [], info, 0.0)
-    ctx = _Ctx(pool, spec, feeds, reference, (truth_res or {}).get("outputs"), info["truth"], timeout, unsafe, say)
+    ctx = _Ctx(pool, spec, feeds, reference, truth_out, note, timeout, unsafe, say)
     for i, (path, (runtime, default_policy)) in enumerate(zip(artifacts, kinds), 1):
         tols = tolerances_for(policy or default_policy, spec, dict(atol or {}), dict(rtol or {}))
         row, binding = _one(ctx, f"[{i}/{len(artifacts)}] {path}", path, runtime, tols)
@@ -199,7 +198,7 @@ class _Ctx:
     feeds: dict[str, np.ndarray]
     reference: dict[str, np.ndarray]
     truth: dict[str, np.ndarray] | None
-    truth_info: dict[str, Any]
+    truth_note: str | None  # why float rows are judged by the fixed bound only
     timeout: float
     unsafe: bool
     say: Callable[[str], None]
@@ -235,8 +234,8 @@ def _one(ctx: _Ctx, prefix: str, path: str, runtime: str, tols: dict[str, Any]) 
     row.status = PASS if row.comparison else MISMATCH
     if not row.comparison:
         row.stage, row.error = "compare", "; ".join(row.comparison.failures())
-    if ctx.truth is None and not any(t.quality for t in tols.values()):
-        row.notes.append(f"{ctx.truth_info.get('reason')}: judged by the fixed bound only")
+    if ctx.truth_note and not any(t.quality for t in tols.values()):
+        row.notes.append(ctx.truth_note)
     ctx.say(f"{prefix}: {row.status}" + (f" ({row.error})" if row.error else ""))
     return row, binding
 

@@ -24,8 +24,8 @@ from edgekit.models.source import ModelSource, detect
 from edgekit.runtimes import RUNTIMES, unavailable_reason
 from edgekit.specs import ModelSpec
 from edgekit.validate import Comparison, Tolerance, compare, default_tolerance
-from edgekit.validate.truth import judge, truth_summary
-from edgekit.verdict import check_feeds, check_reference, compute_truth
+from edgekit.validate.truth import judge
+from edgekit.verdict import check_feeds, reference_truth
 from edgekit.worker import WorkerPool, default_pool
 
 from edgekit.results import (  # noqa: F401 - re-exported: part of the pipeline's API
@@ -336,12 +336,9 @@ class _Run:
             self.source = ModelSource(**self._tf("snapshot_weights", snap, tag="snapshot"))
         self.say(f"reference: {self.source.display} on {feeds_info['source']} inputs, batch {feeds_info['batch']}")
         reference, ref_latency = self._tf("reference", feeds, self.opts.repeats, tag="reference")
-        check_reference(reference)
-        truth_res = compute_truth(self._tf, feeds, self.say) if self.opts.truth else None
-        feeds_info["truth"] = truth_summary(reference, truth_res, tolerances_for("float32", spec, self.opts.atol, self.opts.rtol))
-        self.truth = (truth_res or {}).get("outputs")
-        if self.truth is None and truth_res is not None:
-            self.truth_note = f"{feeds_info['truth']['reason']}: judged by the fixed bound only"
+        self.truth, feeds_info["truth"], self.truth_note = reference_truth(
+            self._tf, feeds, reference, tolerances_for("float32", spec, self.opts.atol, self.opts.rtol), self.opts.truth,
+            self.say)
         if self.golden is not None:
             self.golden_reference = compare(self.golden, reference,
                                             tolerances_for("float32", spec, self.opts.atol, self.opts.rtol))

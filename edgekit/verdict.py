@@ -55,3 +55,20 @@ def compute_truth(call_tf: Callable[..., Any], feeds: Mapping[str, np.ndarray], 
     else:
         say(f"float64 truth: twin built and run in {res['seconds']:.2f} s")
     return res
+
+
+def reference_truth(call_tf: Callable[..., Any], feeds: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray],
+                    bounds: Mapping[str, Any], enabled: bool, say: Callable[[str], None]
+                    ) -> tuple[dict[str, np.ndarray] | None, dict[str, Any], str | None]:
+    """After the model's own outputs: refuse non-finite ones, then the float64 truth.
+
+    Returns the truth's outputs (None without a twin), its summary for the manifest and the
+    matrix, and the note float rows get when a twin was wanted but none could be built."""
+    from edgekit.validate.truth import truth_summary
+
+    check_reference(reference)
+    res = compute_truth(call_tf, feeds, say) if enabled else None
+    summary = truth_summary(reference, res, bounds)
+    truth = (res or {}).get("outputs")
+    note = f"{summary['reason']}: judged by the fixed bound only" if truth is None and res is not None else None
+    return truth, summary, note
