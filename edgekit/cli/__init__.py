@@ -88,8 +88,8 @@ def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: s
     is compared with the model's own: an output passes when
     max|artifact - model| <= atol + rtol * max|model output| and the artifact is no further
     from a float64 twin of the model than 3x Keras float32's own distance from it (plus 1e-5
-    of the output's scale). Where Keras float32 itself misses the bound against the twin
-    (ill-conditioned inputs), the second criterion alone decides.
+    of the output's scale). Where Keras float32's own distance from the twin is a third of the
+    bound or more (ill-conditioned inputs), the second criterion alone decides.
     """
     from edgekit.feeds import parse_shapes
     from edgekit.pipeline import convert as run_convert, parse_tolerance_overrides

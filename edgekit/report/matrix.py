@@ -45,7 +45,8 @@ def truth_lines(info: dict | None) -> list[str]:
     line = ("float64 truth (twin of the model, " + f"{info['seconds']:.1f} s): Keras float32 is "
             + ", ".join(f"{e:.2g} from it on {k!r}" for k, e in errs.items()))
     if ill:
-        line += (f"; ILL-CONDITIONED inputs on {', '.join(map(repr, ill))} (Keras float32 itself misses the bound): "
+        line += (f"; ILL-CONDITIONED inputs on {', '.join(map(repr, ill))} (Keras float32 itself is off by a third "
+                 f"of the bound or more): "
                  f"float artifacts there are judged only by their distance from the float64 result, "
                  f"up to {info['factor']:g}x Keras' own (*)")
     return [line]

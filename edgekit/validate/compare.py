@@ -116,7 +116,7 @@ class OutputComparison:
     abs_hist: tuple[int, ...] | None = None
     # Against the float64 twin (None when there is none; see edgekit.validate.truth):
     # max|candidate - truth|, max|Keras float32 - truth|, and whether Keras float32 itself
-    # misses the bound there (ill-conditioned inputs), which is when the wider rule applies.
+    # is a third of the bound or more there (ill-conditioned inputs): the truth alone decides.
     truth_abs: float | None = None
     keras_truth_abs: float | None = None
     ill_conditioned: bool | None = None

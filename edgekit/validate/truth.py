@@ -9,10 +9,12 @@ and ``e = max|artifact - truth|``:
 
 * truth criterion: ``e <= TRUTH_FACTOR * k + TRUTH_FLOOR_REL * max|truth| + TRUTH_FLOOR_ABS``,
   "no worse than Keras float32 itself", always applied where there is a twin;
-* well-conditioned inputs (``k`` within the fixed bound): the fixed bound against Keras must
-  hold too, as before;
-* ill-conditioned inputs (Keras float32 itself misses the fixed bound against the truth): the
-  truth criterion alone decides, so a correct file is not failed for Keras' own rounding.
+* well-conditioned inputs (``TRUTH_FACTOR * k`` within the fixed bound, the usual case by orders
+  of magnitude): the fixed bound against Keras must hold too, as before;
+* ill-conditioned inputs (Keras float32's own error is a third of the fixed bound or more):
+  the truth criterion alone decides, so a correct file is not failed for Keras' own rounding.
+  (EfficientNetV2-B0 on 0-255 images: Keras float32 is 0.9 of the bound from the truth, ONNX
+  Runtime half as far, yet 1.4 bounds from Keras.)
 
 Constants, from the fault-injection benchmark (benchmarks/faults.py; results in
 benchmarks/results/): correct LiteRT/ONNX Runtime/TensorFlow files were 0.9x to 2.4x Keras'
@@ -63,7 +65,7 @@ def judge_output(o: OutputComparison, reference: np.ndarray, candidate: np.ndarr
     keras_err = _max_abs(reference, truth)
     art_err = _max_abs(candidate, truth)
     scale = _scale(truth)
-    ill = bool(keras_err > o.tolerance.bound(scale))
+    ill = bool(TRUTH_FACTOR * keras_err > o.tolerance.bound(scale))
     limit = TRUTH_FACTOR * keras_err + TRUTH_FLOOR_REL * scale + TRUTH_FLOOR_ABS
     if o.tolerance.source == "user":
         return dataclasses.replace(o, truth_abs=art_err, keras_truth_abs=keras_err, ill_conditioned=ill)
@@ -99,6 +101,6 @@ def truth_summary(reference: Mapping[str, np.ndarray], truth_res: Mapping[str, A
     ill = {}
     for k, e in errs.items():
         tol = bounds.get(k)
-        ill[k] = bool(tol is not None and not tol.quality and e > tol.bound(_scale(truth[k])))
+        ill[k] = bool(tol is not None and not tol.quality and TRUTH_FACTOR * e > tol.bound(_scale(truth[k])))
     return {"available": True, "reason": None, "seconds": truth_res.get("seconds"), "factor": TRUTH_FACTOR,
             "floor_rel": TRUTH_FLOOR_REL, "keras_float32_error": errs, "ill_conditioned": ill}
