@@ -19,7 +19,8 @@ BUILDERS = ROOT / "tests" / "fixtures" / "builders.py"
 CASES = [("builtin:mlp", "tflite,onnx"), ("builtin:cnn", "tflite,onnx"), ("builtin:two_input", "tflite,onnx"),
          ("builtin:conv1d", "tflite,onnx"), ("builtin:lstm", "tflite,onnx"), ("builtin:gru", "tflite,onnx"),
          ("builtin:embedding", "tflite,onnx"), (f"{BUILDERS}:tiny_transformer", "tflite"),
-         ]  # EfficientNetV2-B0: measured by benchmarks.faults
+         (f"{ROOT / 'tests' / 'fixtures' / 'verdict_builders.py'}:subclassed", "tflite,onnx"),
+         ]  # EfficientNetV2-B0: measured by benchmarks.faults; a SavedModel input: see main()
 
 
 def main() -> int:
@@ -32,10 +33,12 @@ def main() -> int:
              "| model | formats | twin | twin s | run s | share | Keras f32 vs f64 | ill-conditioned | verdicts |",
              "|---|---|---|---|---|---|---|---|---|"]
     with WorkerPool(env=env) as pool, tempfile.TemporaryDirectory() as work:
-        for i, (model, fmts) in enumerate(CASES):
+        saved = pool.tf.call("tests.helpers_raw:export_raw", str(ROOT / "benchmarks" / "fault_models.py"), "cnn",
+                             str(Path(work) / "sm"), ["saved_model"], timeout=600)["saved_model"]
+        for i, (model, fmts) in enumerate([*CASES, (saved, "tflite,onnx")]):
             res = convert(model, Path(work) / str(i), formats=fmts, pool=pool)
             t = res.feeds_info["truth"]
-            name = model.split(":")[-1]
+            name = "SavedModel (cnn)" if model == saved else model.split(":")[-1]
             share = f"{t['seconds'] / res.elapsed_s:.0%}" if t.get("seconds") else "-"
             errs = ", ".join(f"{e:.2g}" for e in t.get("keras_float32_error", {}).values()) or "-"
             ill = ", ".join(k for k, v in t.get("ill_conditioned", {}).items() if v) or "no"

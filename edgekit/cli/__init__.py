@@ -87,7 +87,7 @@ def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: s
     embedding). Every artifact runs on the same inputs, bound by name, and each output
     is compared with the model's own: an output passes when
     max|artifact - model| <= atol + rtol * max|model output| and the artifact is no further
-    from a float64 twin of the model than 3x Keras float32's own distance from it (plus 1e-5
+    from a float64 twin of the model than 3x Keras float32's own distance from it (plus 3e-6
     of the output's scale). Where Keras float32's own distance from the twin is a third of the
     bound or more (ill-conditioned inputs), the second criterion alone decides.
     """

@@ -17,12 +17,14 @@ and ``e = max|artifact - truth|``:
   Runtime half as far, yet 1.4 bounds from Keras.)
 
 Constants, from the fault-injection benchmark (benchmarks/faults.py; results in
-benchmarks/results/): correct LiteRT/ONNX Runtime/TensorFlow files were 0.9x to 2.4x Keras'
-own error from the truth where that error is not tiny (EfficientNetV2-B0 on standard-normal
-inputs: 0.48x and 1.43x), and at most 1.6e-6 of the output scale from it; the subtlest real
-bugs (float16 weights in one layer, a wrong epsilon, 1e-3 weight noise) moved outputs by 1e-4
-to 4e-4 of the scale. TRUTH_FACTOR = 3 and TRUTH_FLOOR_REL = 1e-5 sit between the two with
-margin on both sides. A bound the user gave (--atol/--rtol) is the user's criterion: the
+benchmarks/results/): correct LiteRT/ONNX Runtime/TensorFlow files of 9 architectures were
+0.5x to 2.4x Keras' own error from the truth (EfficientNetV2-B0 at 224 on standard-normal
+inputs: 0.48x and 1.43x), except where Keras happened to be very close: the worst correct
+file needs a floor of 8.4e-7 of the output's scale beyond 3x Keras' error. One layer's
+weights cast to float16 moved outputs by 5e-6 to 1e-4 of the scale. TRUTH_FACTOR = 3 and
+TRUTH_FLOOR_REL = 3e-6 keep 3.6x margin over the worst correct file and 1.7x under the
+subtlest float16 cast; 1e-3 weight noise in an embedding model (2e-6 of the scale) is below
+the floor and passes. A bound the user gave (--atol/--rtol) is the user's criterion: the
 truth is reported, never applied.
 """
 from __future__ import annotations
@@ -35,7 +37,7 @@ import numpy as np
 from edgekit.validate.compare import Comparison, OutputComparison
 
 TRUTH_FACTOR = 3.0
-TRUTH_FLOOR_REL = 1e-5
+TRUTH_FLOOR_REL = 3e-6
 TRUTH_FLOOR_ABS = 1e-7
 
 
