@@ -106,3 +106,13 @@ def test_compare_cli_exit_codes(raw_files, tmp_path):
     assert run_cli(["compare", ILL, bad["onnx"], "-q"]).returncode == 3
     missing = run_cli(["compare", ILL, str(tmp_path / "none.onnx"), "-q"])
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_convert_refuses_empty_inputs_and_a_nan_model_before_writing(pool, tmp_path):
+    empty = tmp_path / "empty.npz"
+    np.savez(empty, image=np.zeros((0, 8, 8, 3), np.float32))
+    with pytest.raises(InputError, match="has no rows"):
+        convert(ILL, tmp_path / "a", formats="tflite", inputs=str(empty), pool=pool)
+    with pytest.raises(ToleranceExceeded, match=r"'probs' is NaN at 10 of 10 positions on these inputs"):
+        convert(f"{BUILDERS}:nan_output", tmp_path / "b", formats="tflite", pool=pool)
+    assert not (tmp_path / "a" / "manifest.json").exists() and not (tmp_path / "b" / "manifest.json").exists()
