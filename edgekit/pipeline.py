@@ -25,6 +25,8 @@ from edgekit.outdir import OutDir, check_writable as check_out_dir  # noqa: F401
 from edgekit.runtimes import RUNTIMES, unavailable_reason
 from edgekit.specs import ModelSpec
 from edgekit.validate import Comparison, Tolerance, compare, default_tolerance
+from edgekit.validate.truth import judge
+from edgekit.verdict import check_feeds, reference_truth
 from edgekit.worker import WorkerPool, default_pool
 
 from edgekit.results import (  # noqa: F401 - re-exported: part of the pipeline's API
@@ -109,6 +111,8 @@ class CheckOptions:
     target_runtime: dict[str, Any] | None = None  # a compat table: TFLite ops must run there
     max_accuracy_drop: float | None = None  # points; replaces the quality criteria of quantized rows
     auto: bool = False  # --quantize auto: keep the smallest passing TFLite mode
+    truth: bool = True  # judge float artifacts against a float64 twin of the model too
+    allow_nonfinite_inputs: bool = False
 
 
 def convert(
@@ -142,6 +146,8 @@ def convert(
     progress: Progress | None = None,
     pool: WorkerPool | None = None,
     force: bool = False,
+    truth: bool = True,
+    allow_nonfinite_inputs: bool = False,
 ) -> ConvertResult:
     """Export ``model`` to ``formats`` under ``out_dir`` and check each artifact.
 
@@ -156,6 +162,8 @@ def convert(
     Bad input raises an ``EdgekitError`` before anything is written. Conversion and runtime
     failures (crashes included) become rows with status ``error``; ``ConvertResult.exit_code``
     sums them up. ``force`` writes into a non-empty directory that edgekit did not make.
+    ``truth`` judges float artifacts against a float64 twin of the model as well
+    (see ``edgekit.validate.truth``); inputs with NaN/inf are refused unless ``allow_nonfinite_inputs``.
     """
     from edgekit.quantize.recipes import parse_modes
 
@@ -210,7 +218,8 @@ def convert(
 
         table = find_table(target_runtime)
     opts = CheckOptions(batch_size, seed, dict(shapes or {}), opset, dict(atol or {}), dict(rtol or {}), timeout,
-                        repeats, table, max_accuracy_drop, bool(quantize and quantize.strip() == "auto"))
+                        repeats, table, max_accuracy_drop, bool(quantize and quantize.strip() == "auto"),
+                        truth=truth, allow_nonfinite_inputs=allow_nonfinite_inputs)
     pool = pool or default_pool()
     pool.start()  # both workers import their libraries while the inputs are checked
     run = _Run(source, jobs, out, opts, progress or (lambda _m: None), pool)
@@ -260,6 +269,8 @@ class _Run:
         self.text_reference: dict[str, np.ndarray] | None = None
         self.run_files: dict[str, bytes] = {}  # written beside the artifacts (preprocessing.json)
         self.outdir = OutDir(out)
+        self.truth: dict[str, np.ndarray] | None = None  # the float64 twin's outputs, when it has one
+        self.truth_note: str | None = None  # why float rows are judged by the fixed bound only
 
     def _tf(self, func: str, *args: Any, tag: str, **kw: Any) -> Any:
         return self.pool.tf.call(f"edgekit.tasks:{func}", self.source.to_json(), *args,
@@ -303,9 +314,9 @@ class _Run:
             feeds_info: dict[str, Any] = {"source": label, "batch": int(next(iter(feeds.values())).shape[0])}
         else:
             o = self.opts
-            from edgekit.memguard import check_feeds
+            from edgekit.memguard import check_feeds as check_feed_memory
 
-            check_feeds(spec.inputs, o.batch_size, o.shapes)
+            check_feed_memory(spec.inputs, o.batch_size, o.shapes)
             feeds = random_feeds(spec.inputs, batch=o.batch_size, seed=o.seed, shapes=o.shapes, max_length=spec.max_length)
             feeds_info = {"source": "random", "seed": o.seed, "batch": o.batch_size,
                           "distribution": {s.name: describe_distribution(s) for s in spec.inputs}}
@@ -315,6 +326,7 @@ class _Run:
                                            max_length=spec.max_length, second=True)
                 feeds_info["second_shapes"] = {k: list(v.shape) for k, v in self.feeds2.items()}
         feeds_info["shapes"] = {k: list(v.shape) for k, v in feeds.items()}
+        check_feeds(feeds, self.opts.allow_nonfinite_inputs)
         self.check_shapes = {s.name: list(feeds[s.name].shape[1:]) for s in spec.inputs if s.variable_dims}
         self.check_batch = int(next(iter(feeds.values())).shape[0])
         if self.source.built_by_code:
@@ -328,6 +340,9 @@ class _Run:
             self.reference2, _ = self._tf("reference", self.feeds2, 0, tag="reference:second-size")
         if self.text_reference is not None:
             reference = self.text_reference  # the whole model, strings in: what the exported pair must match
+        self.truth, feeds_info["truth"], self.truth_note = reference_truth(
+            self._tf, feeds, reference, tolerances_for("float32", spec, self.opts.atol, self.opts.rtol), self.opts.truth,
+            self.say)
         if self.golden is not None:
             self.golden_reference = compare(self.golden, reference,
                                             tolerances_for("float32", spec, self.opts.atol, self.opts.rtol))
@@ -542,7 +557,9 @@ class _Run:
                 return self._h5_not_applicable(row, prefix), None
         else:
             row.latency = res["latency"]
-            row.comparison = compare(reference, res["outputs"], row.tolerances)
+            row.comparison = judge(compare(reference, res["outputs"], row.tolerances), reference, res["outputs"], self.truth)
+            if self.truth_note and not any(t.quality for t in row.tolerances.values()):
+                row.notes.append(self.truth_note)
             if self.golden is not None:
                 row.golden = compare(self.golden, res["outputs"], row.tolerances)
             for prof in self.profiles[1:]:
@@ -615,7 +632,7 @@ class _Run:
             return cell
         tols = {k: (Tolerance(*prof.tolerance[job.policy], f"device:{prof.name}") if job.policy in prof.tolerance else t)
                 for k, t in row.tolerances.items()}
-        comp = compare(reference, res["outputs"], tols)
+        comp = judge(compare(reference, res["outputs"], tols), reference, res["outputs"], self.truth)
         cell["comparison"] = comp.to_json()
         cell["latency"] = res["latency"]
         cell["status"] = PASS if comp else MISMATCH

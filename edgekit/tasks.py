@@ -101,3 +101,38 @@ def run_artifact(runtime: str, path: str, feeds: Mapping[str, np.ndarray], repea
         outputs, stats = r.timed(feeds, repeats)
         return {"outputs": outputs, "latency": stats, "input_names": r.input_names(), "output_names": r.output_names(),
                 "notes": list(getattr(r, "notes", []))}
+
+
+def truth(source: Mapping[str, Any], feeds: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """The float64 twin's outputs on ``feeds`` (the ground truth), or why there are none.
+
+    The twin is built once per loaded model and kept with it; ``seconds`` counts the build
+    (when it happened in this call) and the run."""
+    import time
+
+    from edgekit.models.twin import TwinUnavailable, build_twin, twin_outputs
+
+    ctx = _context(source)
+    t0 = time.perf_counter()
+    try:
+        with _host_cpu():
+            if "twin" not in _STATE:
+                try:
+                    _STATE["twin"] = build_twin(ctx.model)
+                except TwinUnavailable as exc:
+                    _STATE["twin"] = exc
+            twin = _STATE["twin"]
+            if isinstance(twin, TwinUnavailable):
+                raise twin
+            out = twin_outputs(twin, feeds, ctx.spec.input_names, ctx.spec.output_names)
+    except TwinUnavailable as exc:
+        return {"outputs": None, "reason": f"no float64 twin: {exc}", "seconds": time.perf_counter() - t0}
+    return {"outputs": out, "reason": None, "seconds": time.perf_counter() - t0}
+
+
+def artifact_io(runtime: str, path: str, options: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
+    """An artifact's input and output names, as its runtime sees them (loads it, runs nothing)."""
+    from edgekit.runtimes import runner_class
+
+    with _host_cpu(), runner_class(runtime)(path, **dict(options or {})) as r:
+        return {"input_names": r.input_names(), "output_names": r.output_names()}

@@ -95,17 +95,24 @@ QUIET_HELP = "No progress lines."
                    "goes to standard error).")
 @click.option("--markdown", "md_path", default=None, metavar="FILE", help="A Markdown table to paste in a pull request.")
 @click.option("--html", "html_path", default=None, metavar="FILE", help="The one-file HTML report with its plots.")
+@click.option("--no-truth", "no_truth", is_flag=True,
+              help="Do not judge float artifacts against a float64 twin of the model (fixed bound only).")
+@click.option("--allow-nonfinite-inputs", is_flag=True, help="Accept --inputs that contain NaN or inf.")
 def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: str | None, batch_size: int,
             seed: int, shapes: tuple[str, ...], atol: tuple[str, ...], rtol: tuple[str, ...], unsafe: bool,
             custom_objects: str | None, timeout: float, target_runtime: str | None, devices: str | None, force: bool,
-            quiet: bool, json_path: str | None, md_path: str | None, html_path: str | None, **quant: Any) -> None:
+            quiet: bool, json_path: str | None, md_path: str | None, html_path: str | None, no_truth: bool,
+            allow_nonfinite_inputs: bool, **quant: Any) -> None:
     """Export MODEL to every format and check each artifact against it.
 
     MODEL is a .keras or .h5 file, a SavedModel directory, path/to/module.py:function
     returning a Keras model, or builtin:NAME (mlp, two_input, cnn, conv1d, lstm, gru,
     embedding). Every artifact runs on the same inputs, bound by name, and each output
     is compared with the model's own: an output passes when
-    max|artifact - model| <= atol + rtol * max|model output|.
+    max|artifact - model| <= atol + rtol * max|model output| and the artifact is no further
+    from a float64 twin of the model than 3x Keras float32's own distance from it (plus 3e-6
+    of the output's scale). Where Keras float32's own distance from the twin is a third of the
+    bound or more (ill-conditioned inputs), the second criterion alone decides.
     """
     _needs_converter("convert")
     from edgekit.feeds import parse_shapes
@@ -118,7 +125,8 @@ def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: s
         shapes=parse_shapes(shapes), opset=opset,
         atol=parse_tolerance_overrides(atol, "atol"), rtol=parse_tolerance_overrides(rtol, "rtol"),
         unsafe=unsafe, custom_objects=custom_objects, timeout=timeout, target_runtime=target_runtime,
-        devices=devices, progress=_progress(quiet), force=force, **quant,
+        devices=devices, progress=_progress(quiet), force=force, truth=not no_truth,
+        allow_nonfinite_inputs=allow_nonfinite_inputs, **quant,
     )
     click.echo(render(result), err=json_path == "-")
     if explain:
@@ -465,6 +473,7 @@ def _register_device_commands() -> None:
 
 
 _register_device_commands()
+from edgekit.cli import compare as _compare  # noqa: E402,F401 - registers 'edgekit compare'
 
 
 def _sigterm_as_interrupt() -> None:

@@ -35,9 +35,35 @@ def _task_cells(t: dict | None) -> list[str]:
             " ".join(f"{n} {v['drop']:+.3g}" for n, v in per.items())]
 
 
+def truth_cell(c: object) -> str:
+    """max|artifact - float64 truth|, marked ``*`` where only "no worse than Keras" passed it."""
+    outs = [o for o in getattr(c, "outputs", ()) if o.truth_abs is not None]
+    if not outs:
+        return "-"
+    return f"{max(o.truth_abs for o in outs):.2g}" + ("*" if any(o.judged_by == "truth" for o in outs) else "")
+
+
+def truth_lines(info: dict | None) -> list[str]:
+    """One line on the float64 truth: Keras float32's own error, and where the inputs are ill-conditioned."""
+    if not info:
+        return []
+    if not info.get("available"):
+        return [f"float64 truth: none ({info.get('reason')}); float artifacts judged by the fixed bound only"]
+    errs = info.get("keras_float32_error", {})
+    ill = [k for k, v in info.get("ill_conditioned", {}).items() if v]
+    line = ("float64 truth (twin of the model, " + f"{info['seconds']:.1f} s): Keras float32 is "
+            + ", ".join(f"{e:.2g} from it on {k!r}" for k, e in errs.items()))
+    if ill:
+        line += (f"; ILL-CONDITIONED inputs on {', '.join(map(repr, ill))} (Keras float32 itself is off by a third "
+                 f"of the bound or more): "
+                 f"float artifacts there are judged only by their distance from the float64 result, "
+                 f"up to {info['factor']:g}x Keras' own (*)")
+    return [line]
+
+
 def render(result: "ConvertResult") -> str:
     task = result.eval_info is not None
-    head = ["artifact", "size", "x f32", "convert", "latency", "max|d|", "max rel", "SNR dB", "top-1"]
+    head = ["artifact", "size", "x f32", "convert", "latency", "max|d|", "max rel", "vs f64", "SNR dB", "top-1"]
     if task:
         several = len(result.eval_info.get("outputs") or {}) > 1
         head += ["task metric" if several else result.eval_info["metric"][:4], "drop"]
@@ -50,15 +76,16 @@ def render(result: "ConvertResult") -> str:
         tol = next(iter(r.tolerances.values()), None)
         c = r.comparison
         ref_size = result.float_size(r.format) if r.recipe is not None else None
-        snr = c.min_snr_db if c else None
+        snr = c.min_snr_db if c is not None else None
         row = [
             name,
             human_size(r.size),
             f"{r.size / ref_size:.2f}" if (ref_size and r.size) else "-",
             "-" if r.convert_s is None else f"{r.convert_s:.1f} s",
             "-" if not r.latency else f"{r.latency['median_ms']:.2f} ms",
-            _num(c.max_abs if c else None),
-            _num(c.max_rel if c else None),
+            _num(c.max_abs if c is not None else None),
+            _num(c.max_rel if c is not None else None),
+            truth_cell(c),
             "-" if snr is None else ("inf" if snr == float("inf") else f"{snr:.1f}"),
             _top1(c),
         ]
@@ -90,12 +117,14 @@ def render(result: "ConvertResult") -> str:
     out += (
         f"\n\ninputs: {n_in['source']} (batch {n_in['batch']}); "
         f"float criterion: max|d| <= atol + rtol x max|ref| per output; max rel = max|d| / max|ref|; "
-        f"quantized: SNR and top-1 against the float model"
+        f"quantized: SNR and top-1 against the float model; vs f64 = max|d| against the float64 twin"
     )
     if n_in.get("second_shapes"):
         dims = lambda m: ", ".join(f"{k} {tuple(v)}" for k, v in m.items())  # noqa: E731
         out += (f"\ncheck sizes for open dimensions: {dims(n_in['shapes'])}; artifacts that keep them are "
                 f"checked again at {dims(n_in['second_shapes'])}")
+    for line in truth_lines(n_in.get("truth")):
+        out += "\n" + line
     if result.calibration:
         cal = result.calibration
         out += f"\ncalibration: {cal['description']}" + ("" if cal["meaningful"] else " -- quantized results are NOT meaningful")

@@ -114,6 +114,15 @@ class OutputComparison:
     # |candidate - reference| per element, counted in the decades of HIST_EDGES_LOG10
     # (first bin: exact zeros; values below 1e-12 go to the second bin, above 1e2 to the last)
     abs_hist: tuple[int, ...] | None = None
+    # Against the float64 twin (None when there is none; see edgekit.validate.truth):
+    # max|candidate - truth|, max|Keras float32 - truth|, and whether Keras float32 itself
+    # is a third of the bound or more there (ill-conditioned inputs): the truth alone decides.
+    truth_abs: float | None = None
+    keras_truth_abs: float | None = None
+    ill_conditioned: bool | None = None
+    truth_bound: float | None = None  # what truth_abs may reach: factor x keras_truth_abs + floor
+    # "bound" (no truth), "bound+truth" (both applied), "truth" (ill-conditioned: the truth alone)
+    judged_by: str = "bound"
 
     def __bool__(self) -> bool:
         return self.passed
@@ -169,6 +178,11 @@ class Comparison:
                     if o.top1_agreement is not None and o.tolerance.min_top1 is not None and o.top1_agreement < o.tolerance.min_top1:
                         why.append(f"top-1 {o.top1_agreement:.1%} < {o.tolerance.min_top1:.0%}")
                     msgs.append(f"{o.name}: " + ", ".join(why))
+                elif o.truth_bound is not None and (o.truth_abs or 0.0) > o.truth_bound:
+                    msgs.append(
+                        f"{o.name}: max|d| against the float64 model {o.truth_abs:.3g} > {o.truth_bound:.3g} "
+                        f"(Keras float32's own {o.keras_truth_abs:.3g}, times the factor, plus the floor)"
+                    )
                 else:
                     msgs.append(
                         f"{o.name}: max|d|={o.max_abs:.3g} > bound {o.tolerance.bound(o.scale or 0):.3g}"
@@ -187,20 +201,54 @@ def _looks_like_classifier(ref: np.ndarray) -> bool:
     return ref.ndim == 2 and ref.shape[1] > 1
 
 
+def _count_nonfinite(a: np.ndarray) -> dict[str, int]:
+    return {"NaN": int(np.count_nonzero(np.isnan(a))), "+inf": int(np.count_nonzero(np.isposinf(a))),
+            "-inf": int(np.count_nonzero(np.isneginf(a)))}
+
+
+def describe_nonfinite(name: str, values: np.ndarray) -> str | None:
+    """``"the model's own output 'probs' is NaN at 20 of 20 positions"``, or None when all finite."""
+    a = np.asarray(values)
+    if a.dtype.kind not in "fc" or np.all(np.isfinite(a)):
+        return None
+    parts = [f"{kind} at {n}" for kind, n in _count_nonfinite(a).items() if n]
+    return f"the model's own output {name!r} is {' and '.join(parts)} of {a.size} positions"
+
+
+def nonfinite_mismatch(ref: np.ndarray, cand: np.ndarray) -> str | None:
+    """Why the NaN/+inf/-inf positions of ``cand`` differ from ``ref``'s, or None when they match.
+
+    Non-finite values are part of the answer: NaN against 5.0, or +inf against -inf, is a
+    disagreement, not a value to leave out of the statistics.
+    """
+    problems = []
+    for kind, test in (("NaN", np.isnan), ("+inf", np.isposinf), ("-inf", np.isneginf)):
+        r, c = test(ref), test(cand)
+        extra, lost = int(np.count_nonzero(c & ~r)), int(np.count_nonzero(r & ~c))
+        if extra:
+            first = tuple(int(i) for i in np.argwhere(c & ~r)[0])
+            problems.append(f"{kind} at {extra} position(s) where the reference has none (first at {first})")
+        if lost:
+            first = tuple(int(i) for i in np.argwhere(r & ~c)[0])
+            problems.append(f"the reference's {kind} at {lost} position(s) not reproduced (first at {first})")
+    return "non-finite values differ: " + "; ".join(problems) if problems else None
+
+
 def compare_output(name: str, reference: np.ndarray, candidate: np.ndarray, tol: Tolerance) -> OutputComparison:
-    """Compare one output. A shape mismatch or non-finite value is a failed comparison."""
+    """Compare one output. A shape mismatch fails; so do NaN/+inf/-inf positions that are
+    not exactly the reference's (same positions, same sign). Statistics cover the positions
+    finite in both; a non-finite mismatch fails whatever they say."""
     ref = np.asarray(reference)
     cand = np.asarray(candidate)
     if ref.shape != cand.shape:
         return OutputComparison(name, False, tol, error=f"shape {cand.shape} != reference {ref.shape}")
     ref64 = ref.astype(np.float64)
     cand64 = cand.astype(np.float64)
-    if not np.all(np.isfinite(cand64)) and not np.array_equal(np.isfinite(cand64), np.isfinite(ref64)):
-        return OutputComparison(name, False, tol, error="non-finite values (nan/inf) where the reference has none")
-    finite = np.isfinite(ref64) & np.isfinite(cand64)
     if ref.size == 0:
         return OutputComparison(name, True, tol, 0.0, 0.0, 0.0, 0.0, None, None, None)
-    diff = np.abs(cand64 - ref64)[finite]
+    mismatch = nonfinite_mismatch(ref64, cand64)
+    finite = np.isfinite(ref64) & np.isfinite(cand64)
+    diff = np.abs(cand64[finite] - ref64[finite])
     max_abs = float(diff.max()) if diff.size else 0.0
     mean_abs = float(diff.mean()) if diff.size else 0.0
     scale = float(np.abs(ref64[finite]).max()) if finite.any() else 0.0
@@ -214,8 +262,9 @@ def compare_output(name: str, reference: np.ndarray, candidate: np.ndarray, tol:
     else:
         cosine = float(np.dot(a, b) / (na * nb))
     top1 = top1_strict = None
-    if _looks_like_classifier(ref):
-        top1_strict, top1 = top1_agreement(ref64, cand64)
+    if _looks_like_classifier(ref) and finite.all(axis=1).any():
+        rows = finite.all(axis=1)  # argmax over a row with a NaN means nothing
+        top1_strict, top1 = top1_agreement(ref64[rows], cand64[rows])
     noise = float(np.sum((b - a) ** 2))
     signal = float(np.sum(a ** 2))
     snr = float("inf") if noise == 0 else (10 * np.log10(signal / noise) if signal > 0 else float("-inf"))
@@ -224,8 +273,8 @@ def compare_output(name: str, reference: np.ndarray, candidate: np.ndarray, tol:
         passed = bool(snr >= tol.min_snr_db and (top1 is None or tol.min_top1 is None or top1 >= tol.min_top1))
     else:
         passed = bool(max_abs <= tol.bound(scale))
-    return OutputComparison(name, passed, tol, max_abs, mean_abs, max_rel, scale, cosine, top1, snr,
-                            top1_strict=top1_strict, abs_hist=abs_histogram(diff))
+    return OutputComparison(name, passed and mismatch is None, tol, max_abs, mean_abs, max_rel, scale, cosine, top1,
+                            snr, error=mismatch, top1_strict=top1_strict, abs_hist=abs_histogram(diff))
 
 
 def top1_agreement(ref: np.ndarray, cand: np.ndarray) -> tuple[float, float]:

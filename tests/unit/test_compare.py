@@ -101,3 +101,129 @@ def test_quality_criteria_for_quantized_policies():
     assert ok.passed and 30 < ok.snr_db < 40
     bad = compare_output("y", ref, noisy, default_tolerance("float16"))  # needs 40 dB
     assert not bad.passed and "SNR" in compare({"y": ref}, {"y": noisy}, default_tolerance("float16")).failures()[0]
+
+
+# -- non-finite values: part of the answer, position for position --------------------------
+
+def test_nan_against_a_finite_value_fails():
+    r = compare_output("y", np.array([5.0, 1.0]), np.array([np.nan, 1.0]), Tolerance(1, 1))
+    assert not r.passed and "NaN at 1 position(s) where the reference has none" in r.error
+
+
+def test_inf_sign_must_match():
+    r = compare_output("y", np.array([np.inf, 1.0]), np.array([-np.inf, 1.0]), Tolerance(1, 1))
+    assert not r.passed
+    assert "-inf at 1" in r.error and "reference's +inf at 1" in r.error
+
+
+def test_all_nan_reference_against_zeros_fails():
+    r = compare_output("y", np.full((4, 5), np.nan), np.zeros((4, 5)), Tolerance(1, 1))
+    assert not r.passed and "reference's NaN at 20 position(s) not reproduced" in r.error
+
+
+def test_inf_reference_against_a_huge_finite_value_fails():
+    # Keras overflowed to inf, the file stopped at 4.28e37: not the same answer
+    r = compare_output("y", np.array([np.inf, 2.0], np.float32), np.array([4.28e37, 2.0], np.float32),
+                       default_tolerance("float32"))
+    assert not r.passed and r.max_abs == 0.0 and "+inf" in r.error
+    assert "non-finite values differ" in compare({"y": np.array([np.inf])}, {"y": np.array([1.0])},
+                                                 Tolerance(1, 1)).failures()[0]
+
+
+def test_matching_nonfinite_positions_pass_and_the_finite_rest_is_judged():
+    ref = np.array([[np.nan, np.inf, -np.inf, 1.0, 2.0]])
+    ok = compare_output("y", ref, ref + np.array([[0, 0, 0, 1e-6, 0]]), Tolerance(1e-5, 0))
+    assert ok.passed and ok.max_abs == pytest.approx(1e-6)
+    bad = compare_output("y", ref, ref + np.array([[0, 0, 0, 1e-3, 0]]), Tolerance(1e-5, 0))
+    assert not bad.passed and bad.error is None and bad.max_abs == pytest.approx(1e-3)
+
+
+def test_describe_nonfinite_reference():
+    from edgekit.validate.compare import describe_nonfinite
+
+    assert describe_nonfinite("probs", np.full((4, 5), np.nan)) == \
+        "the model's own output 'probs' is NaN at 20 of 20 positions"
+    assert describe_nonfinite("y", np.array([np.inf, -np.inf, 1.0])) == \
+        "the model's own output 'y' is +inf at 1 and -inf at 1 of 3 positions"
+    assert describe_nonfinite("y", np.ones(3)) is None
+    assert describe_nonfinite("ids", np.arange(3)) is None
+
+
+def test_reference_nonfinite_is_a_tolerance_failure_exit_3():
+    from edgekit.errors import EXIT_TOLERANCE, ToleranceExceeded
+    from edgekit.verdict import check_reference
+
+    with pytest.raises(ToleranceExceeded, match="'probs' is NaN at 20 of 20 positions on these inputs") as e:
+        check_reference({"probs": np.full((4, 5), np.nan, np.float32)})
+    assert e.value.exit_code == EXIT_TOLERANCE
+    check_reference({"probs": np.ones((4, 5))})  # finite: no error
+
+
+@pytest.mark.parametrize("arr, allow, match", [
+    (np.zeros((0, 3), np.float32), False, "has no rows"),
+    (np.zeros((0, 3), np.float32), True, "has no rows"),  # nothing to compare, whatever is allowed
+    (np.array([[1.0, np.nan, np.inf]], np.float32), False, "1 NaN and 1 inf value"),
+])
+def test_check_feeds_refuses_empty_and_nonfinite_inputs(arr, allow, match):
+    from edgekit.errors import EXIT_USAGE, InputError
+    from edgekit.verdict import check_feeds
+
+    with pytest.raises(InputError, match=match) as e:
+        check_feeds({"x": arr}, allow_nonfinite=allow)
+    assert e.value.exit_code == EXIT_USAGE
+
+
+def test_check_feeds_accepts_nonfinite_when_asked_and_integers_always():
+    from edgekit.verdict import check_feeds
+
+    check_feeds({"x": np.array([[np.nan]], np.float32)}, allow_nonfinite=True)
+    check_feeds({"ids": np.array([[1, 2]], np.int32)})
+
+
+# -- the float64 truth ----------------------------------------------------------------------
+
+def _ill_conditioned(rng, keras_err=5.0, art_err=6.0):
+    truth = rng.normal(0, 100, size=(4, 10))
+    ref = truth + keras_err * np.sign(rng.normal(size=truth.shape))
+    cand = truth - art_err * np.sign(rng.normal(size=truth.shape))
+    return truth, ref, cand
+
+
+def test_truth_widens_the_bound_only_when_keras_itself_is_far_from_it():
+    from edgekit.validate.truth import TRUTH_FACTOR, judge
+
+    truth, ref, cand = _ill_conditioned(np.random.default_rng(0))
+    tol = default_tolerance("float32")
+    plain = compare({"y": ref}, {"y": cand}, tol)
+    assert not plain  # |cand - ref| ~ 11 >> 1e-4 + 1e-4 * 300
+    judged = judge(plain, {"y": ref}, {"y": cand}, {"y": truth})
+    o = judged.outputs[0]
+    assert judged and o.judged_by == "truth" and o.ill_conditioned
+    assert o.keras_truth_abs == pytest.approx(5.0) and o.truth_abs == pytest.approx(6.0)
+    # an artifact much further from the truth than Keras is still a failure
+    far = truth + (TRUTH_FACTOR * 5.0 + 2.0)
+    assert not judge(compare({"y": ref}, {"y": far}, tol), {"y": ref}, {"y": far}, {"y": truth})
+    # a bound the user gave is never widened
+    user = Tolerance(1e-4, 1e-4, "user")
+    assert not judge(compare({"y": ref}, {"y": cand}, user), {"y": ref}, {"y": cand}, {"y": truth})
+
+
+def test_truth_catches_a_bug_the_bound_lets_through_when_keras_is_close_to_it():
+    from edgekit.validate.truth import judge
+
+    rng = np.random.default_rng(1)
+    truth = rng.normal(0, 100, size=(4, 10))
+    ref = truth + rng.normal(0, 1e-5, size=truth.shape)  # float32-sized rounding of ~300
+    ok = ref + rng.normal(0, 1e-5, size=truth.shape)  # a correct file: the same size of rounding
+    bug = truth * (1 + 5e-5)  # a float16 cast in one layer: 5e-5 of the scale, within the bound
+    tol = default_tolerance("float32")
+    assert compare({"y": ref}, {"y": bug}, tol)  # the fixed bound alone passes the bug
+    good = judge(compare({"y": ref}, {"y": ok}, tol), {"y": ref}, {"y": ok}, {"y": truth})
+    assert good and good.outputs[0].ill_conditioned is False and good.outputs[0].judged_by == "bound+truth"
+    caught = judge(compare({"y": ref}, {"y": bug}, tol), {"y": ref}, {"y": bug}, {"y": truth})
+    assert not caught
+    assert "against the float64 model" in caught.failures()[0]
+    # non-finite mismatches are never excused by the truth
+    nan = ok.copy()
+    nan[0, 0] = np.nan
+    assert not judge(compare({"y": ref}, {"y": nan}, tol), {"y": ref}, {"y": nan}, {"y": truth})
