@@ -103,31 +103,28 @@ def _funcs_of(node: Any) -> Iterator[str]:
                 yield f.name
 
 
-def _closure(start: Iterable[str], library: dict[str, Any]) -> set[str]:
+def _reach(start: Iterable[str], known: Any, neighbours: Any) -> set[str]:
+    """Every name in ``known`` reachable from ``start`` through ``neighbours(name)``."""
     seen: set[str] = set()
-    todo = [f for f in start if f in library]
+    todo = [f for f in start if f in known]
     while todo:
         f = todo.pop()
         if f in seen:
             continue
         seen.add(f)
-        todo.extend(g for n in library[f].node_def for g in _funcs_of(n) if g in library and g not in seen)
+        todo.extend(g for g in neighbours(f) if g in known and g not in seen)
     return seen
+
+
+def _closure(start: Iterable[str], library: dict[str, Any]) -> set[str]:
+    return _reach(start, library, lambda f: (g for n in library[f].node_def for g in _funcs_of(n)))
 
 
 def _saver_nodes(mg: Any) -> set[str]:
     """Top-level nodes the saver runs (save and restore), found by walking their inputs back."""
     graph = {n.name: n for n in mg.graph_def.node}
     roots = [_node_name(r) for r in (mg.saver_def.save_tensor_name, mg.saver_def.restore_op_name) if r]
-    seen: set[str] = set()
-    todo = [r for r in roots if r in graph]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        todo.extend(_node_name(i) for i in graph[name].input if _node_name(i) in graph)
-    return seen
+    return _reach(roots, graph, lambda name: (_node_name(i) for i in graph[name].input))
 
 
 def _denied(node: Any, saver_scope: bool) -> bool:

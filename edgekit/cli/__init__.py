@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from edgekit import __version__
-from edgekit.cli.options import aliased
+from edgekit.cli.options import UNSAFE_HELP, aliased, check_options
 from edgekit.errors import EXIT_USAGE, EdgekitError
 
 _T0 = time.perf_counter()
@@ -53,7 +53,6 @@ def cli() -> None:
 
 
 FORMATS_HELP = "saved_model, keras, h5, weights, tflite, onnx"
-UNSAFE_HELP = "Allow models whose loading runs stored code (Lambda layers)."
 QUIET_HELP = "No progress lines."
 
 
@@ -64,23 +63,7 @@ QUIET_HELP = "No progress lines."
 @click.option("--to", "formats", default=None, metavar="LIST",
               help=f"Comma-separated formats to export (default: all of {FORMATS_HELP}).")
 @click.option("--opset", default=17, show_default=True, type=int, help="ONNX opset.")
-@click.option("--inputs", "-i", default=None, metavar="FILE",
-              help="Inputs to check with: .npz with one array per input name (or .npy for one input). "
-                   "Default: seeded random inputs.")
-@click.option("--batch-size", default=2, show_default=True, type=int, help="Batch size of random inputs.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of random inputs.")
-@click.option("--shape", "shapes", multiple=True, metavar="NAME=D1,D2",
-              help="Dimensions (after the batch) of an input whose shape is not fixed; repeatable.")
-@click.option("--atol", multiple=True, metavar="[OUTPUT=]X",
-              help="Absolute tolerance for every output, or for one named output; repeatable.")
-@click.option("--rtol", multiple=True, metavar="[OUTPUT=]X",
-              help="Tolerance relative to the output's magnitude (max|ref|); repeatable.")
-@click.option("--unsafe", is_flag=True, help=UNSAFE_HELP)
-@click.option("--custom-objects", default=None, metavar="MODULE.py",
-              help="Python module defining the model's custom layers (imported before loading; a dict "
-                   "CUSTOM_OBJECTS in it is passed to Keras). The only way edgekit runs code for a model file.")
-@click.option("--timeout", default=600.0, show_default=True, type=float, metavar="SECONDS",
-              help="Limit for each conversion and each runtime check.")
+@check_options
 @click.option("--target-runtime", default=None, metavar="NAME==VERSION",
               help="Fail the TFLite artifact if any operator version would not run on this runtime "
                    "(e.g. tflite-runtime==2.14; see 'edgekit inspect --runtime').")
@@ -95,9 +78,6 @@ QUIET_HELP = "No progress lines."
                    "goes to standard error).")
 @click.option("--markdown", "md_path", default=None, metavar="FILE", help="A Markdown table to paste in a pull request.")
 @click.option("--html", "html_path", default=None, metavar="FILE", help="The one-file HTML report with its plots.")
-@click.option("--no-truth", "no_truth", is_flag=True,
-              help="Do not judge float artifacts against a float64 twin of the model (fixed bound only).")
-@click.option("--allow-nonfinite-inputs", is_flag=True, help="Accept --inputs that contain NaN or inf.")
 def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: str | None, batch_size: int,
             seed: int, shapes: tuple[str, ...], atol: tuple[str, ...], rtol: tuple[str, ...], unsafe: bool,
             custom_objects: str | None, timeout: float, target_runtime: str | None, devices: str | None, force: bool,

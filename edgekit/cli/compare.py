@@ -6,29 +6,17 @@ import sys
 import click
 
 from edgekit.cli import _progress, cli
+from edgekit.cli.options import check_options
 
 
 @cli.command("compare")
 @click.argument("model", metavar="MODEL")
 @click.argument("artifacts", metavar="ARTIFACT...", nargs=-1, required=True)
-@click.option("--inputs", default=None, metavar="FILE",
-              help="Inputs to check with: .npz with one array per input name (or .npy for one input). "
-                   "Default: seeded random inputs.")
-@click.option("--batch-size", default=2, show_default=True, type=int, help="Batch size of random inputs.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of random inputs.")
-@click.option("--shape", "shapes", multiple=True, metavar="NAME=D1,D2",
-              help="Dimensions (after the batch) of an input whose shape is not fixed; repeatable.")
-@click.option("--atol", multiple=True, metavar="[OUTPUT=]X", help="Absolute tolerance (every output or one); repeatable.")
-@click.option("--rtol", multiple=True, metavar="[OUTPUT=]X", help="Tolerance relative to max|model output|; repeatable.")
+@check_options
 @click.option("--policy", default=None, metavar="NAME",
               help="Tolerance policy for every artifact: float32, exact, float16, dynamic_int8, int8, int16x8 "
                    "(default: float32 for .tflite/.onnx, exact for SavedModel/.keras/.h5; quantized files need one).")
-@click.option("--no-truth", "no_truth", is_flag=True, help="Do not judge against a float64 twin of the model.")
-@click.option("--allow-nonfinite-inputs", is_flag=True, help="Accept --inputs that contain NaN or inf.")
 @click.option("--json", "json_path", default=None, metavar="FILE", help="Also write the result as JSON to FILE.")
-@click.option("--unsafe", is_flag=True, help="Allow models whose loading runs stored code (Lambda layers).")
-@click.option("--custom-objects", default=None, metavar="MODULE.py", help="Module defining the model's custom layers.")
-@click.option("--timeout", default=600.0, show_default=True, type=float, metavar="SECONDS")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines; only the matrix.")
 def compare_cmd(model: str, artifacts: tuple[str, ...], inputs: str | None, batch_size: int, seed: int,
                 shapes: tuple[str, ...], atol: tuple[str, ...], rtol: tuple[str, ...], policy: str | None,
