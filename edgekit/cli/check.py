@@ -60,7 +60,8 @@ def check_cmd(config: str | None, out_dir: str | None, update_golden: bool, base
     _needs_converter("check")
     shard_kn = parse_shard(shard)  # option errors before the file's
     path = config_path(config)
-    click.echo(f"edgekit: configuration {path}", err=True)  # found by an upward search: say which
+    if not (config and Path(config).is_file()):
+        click.echo(f"edgekit: configuration {path}", err=True)  # found by a search: say which
     cfg = load_config(path, allow_unsafe=unsafe_allowed(unsafe))
     if devices:
         from edgekit.devices import resolve
