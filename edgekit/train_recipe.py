@@ -158,19 +158,13 @@ def _callback(k: str, v: Any, keypath: tuple[str, ...], fail: Fail) -> dict[str,
 def read_recipe(path: str) -> dict[str, Any]:
     """A recipe's settings, normalised; errors name the file, the line and the key."""
     from edgekit.check.config import ConfigError, _Validator
+    from edgekit.safeparse import load_toml, read_text
 
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise InputError(f"recipe {path} does not exist")
-    text = p.read_text()
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"recipe {p.name}: {exc}") from None
+    text = read_text(path, "recipe")
+    data = load_toml(text, f"recipe {p.name}")  # nesting-limited: a hostile file is one line
     v = _Validator(p, text, ())
     try:
         return normalize(data, lambda kp, why: v.fail(kp, why))
