@@ -31,15 +31,28 @@ from edgekit.models.keras_io import BUILD_SEED, _import_file, call, io_names
 feeds = {k: v for k, v in np.load(sys.argv[3]).items()}
 keras.utils.set_random_seed(BUILD_SEED)
 model = getattr(_import_file(sys.argv[1], "zoo"), sys.argv[2])()
-ins, outs = io_names(model)
-ref = call(model, feeds, ins, outs)
+from edgekit.models.keras_io import functional_view
+view, _ = functional_view(model)  # a subclassed model's reference; Keras exports the model itself
+ins, outs = io_names(view)
+if set(feeds) != set(ins) and len(feeds) == len(ins):
+    # automatic input names count up per process (input_layer_4 there, input_layer here)
+    feeds = dict(zip(ins, feeds.values()))
+ref = call(view, feeds, ins, outs)
 res = {}
 def agree(got):
-    got = list(got)
-    want = [ref[n] for n in outs]
-    if len(got) != len(want):
-        return f"{len(got)} outputs, expected {len(want)}"
-    for g, w in zip(got, want):
+    # outputs by the model's names where the file kept them, else each model output is paired
+    # with the first unused file output of the same shape (Keras renames them output_0, ...)
+    got = dict(got)
+    if len(got) != len(outs):
+        return f"{len(got)} outputs, expected {len(outs)}"
+    pairs, free = [], list(got)
+    for n in outs:
+        k = n if n in free else next((k for k in free if np.asarray(got[k]).shape == ref[n].shape), None)
+        if k is None:
+            return f"no output of shape {ref[n].shape} for {n}"
+        free.remove(k)
+        pairs.append((np.asarray(got[k]), ref[n]))
+    for g, w in pairs:
         if g.shape != w.shape:
             return f"shape {g.shape} vs {w.shape}"
         d = float(np.max(np.abs(g.astype(np.float64) - w))) if w.size else 0.0
@@ -58,7 +71,7 @@ try:
     names = list(runner.get_input_details())
     args = {n: feeds[n] if n in feeds else feeds[ins[i]] for i, n in enumerate(names)}
     out = runner(**args)
-    res["litert"] = agree(out[k] for k in sorted(out))  if len(out) > 1 else agree(out.values())
+    res["litert"] = agree(out)
 except Exception as e:
     res["litert"] = "error: " + first(e)
 try:
@@ -67,7 +80,7 @@ try:
     s = ort.InferenceSession(os.path.join(d, "m.onnx"), providers=["CPUExecutionProvider"])
     names = [i.name for i in s.get_inputs()]
     args = {n: feeds[n] if n in feeds else feeds[ins[i]] for i, n in enumerate(names)}
-    res["onnx"] = agree(s.run(None, args))
+    res["onnx"] = agree(zip([o.name for o in s.get_outputs()], s.run(None, args)))
 except Exception as e:
     res["onnx"] = "error: " + first(e)
 print("RESULT " + json.dumps(res))
@@ -123,6 +136,9 @@ def main(argv: list[str]) -> None:
     names = argv or field_zoo.HUB + field_zoo.HAND
     work = Path(tempfile.mkdtemp(prefix="edgekit-field-"))
     ours = edgekit_rows(names, work)
+    import numpy as np
+
+    np.savez(work / "edgekit_rows.npz", rows=np.asarray(json.dumps({n: v["rows"] for n, v in ours.items()})))
     table = []
     for n in names:
         raw = raw_rows(n, ours[n]["feeds"], work)
