@@ -218,7 +218,9 @@ def _callbacks(cfg: dict[str, Any], out_dir: str, epochs: int) -> list[Any]:
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             logs = logs if logs is not None else {}
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            shown = " ".join(f"{k} {v:.4g}" for k, v in logs.items())
+            from edgekit.units import metric_text, metrics_in_percent
+
+            shown = " ".join(f"{k} {metric_text(k, v)}" for k, v in metrics_in_percent(logs).items())
             report(f"epoch {epoch + 1}/{epochs}: {shown} ({time.perf_counter() - self.t0:.1f} s)")
 
     class StopAtTarget(keras.callbacks.Callback):

@@ -98,6 +98,7 @@ def test_html_report_opens_in_a_headless_browser(failing_run, tmp_path):
     assert not re.search(r"(src|href)=[\"']?(https?:|//)|url\((https?:|//)", text)  # nothing to fetch: offline
 
 
+@pytest.mark.slow  # a second pytest run on a scratch project
 def test_pytest_plugin_in_a_project(tmp_path):
     (tmp_path / "test_models.py").write_text(textwrap.dedent("""
         import pytest

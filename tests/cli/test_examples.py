@@ -1,6 +1,8 @@
 """The examples/ scripts follow the user guide through the Python API: each one runs."""
 from __future__ import annotations
 
+import pytest
+
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ def _run(script: str, *args: str) -> str:
     return proc.stdout
 
 
+@pytest.mark.slow  # 80 s: the five guide scripts, each in its own process
 def test_guide_examples_in_order(tmp_path):
     out = _run("01_build_and_train.py", str(tmp_path / "train"))
     assert "test accuracy" in out

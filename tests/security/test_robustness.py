@@ -138,6 +138,7 @@ def _check_invariant(out: Path) -> None:
             assert f.stat().st_size > 0, f  # ...and no empty placeholders
 
 
+@pytest.mark.slow  # 65 s: five runs killed at random points (SIGKILL, SIGTERM, SIGINT)
 def test_kill_at_random_points_keeps_the_directory_consistent(tmp_path):
     out = tmp_path / "out"
     first = _edgekit(["convert", "builtin:cnn", "--out", str(out), "-q"])
