@@ -171,15 +171,6 @@ def convert(
     if not (isinstance(timeout, (int, float)) and 0 < timeout < float("inf")):  # nan fails too
         raise errors.InputError(f"--timeout {timeout}: expected a number of seconds > 0")
     source = detect(model, unsafe=unsafe, custom_objects=custom_objects)
-    trace = dict(shapes or {})
-    if not trace and inputs:
-        # the given arrays tell how to trace a subclassed model that recorded no build shape
-        trace = {k: tuple(v.shape[1:]) for k, v in load_arrays(inputs).items()}
-    if trace:
-        import dataclasses
-
-        # a subclassed model is traced on these shapes (where it records none of its own)
-        source = dataclasses.replace(source, shapes={k: list(v) for k, v in trace.items()})
     check_memory(source)
     fmts = formats if isinstance(formats, list) else parse_formats(formats)
     recipes = (parse_modes(quantize, "tflite", io_dtype, None, calibration_samples)
@@ -212,6 +203,13 @@ def convert(
         arrays, label = dict(input_arrays), input_label
     else:
         arrays, label = None, "random"
+    # a subclassed model that recorded no build shape is traced on --shape, else on the
+    # shapes of the given arrays (loaded once, above)
+    trace = dict(shapes or {}) or ({k: tuple(v.shape[1:]) for k, v in arrays.items()} if inputs and arrays else {})
+    if trace:
+        import dataclasses
+
+        source = dataclasses.replace(source, shapes={k: list(v) for k, v in trace.items()})
     table = None
     if target_runtime:
         from edgekit.runtimes.compat import find_table
