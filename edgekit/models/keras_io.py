@@ -68,7 +68,10 @@ def load(source: Mapping[str, Any]) -> Any:
 
         msg = innermost_reason(exc)  # Keras' real reason, not its generic wrapper
 
-        custom_classes = find_custom_classes(read_config(loc))
+        try:
+            custom_classes = find_custom_classes(read_config(loc))
+        except Exception:  # noqa: BLE001 - the diagnosis must never hide the load error itself
+            custom_classes = []
         if custom_classes and not source.get("custom_objects"):
             raise InputError(
                 f"{loc} uses custom class(es) {', '.join(custom_classes)} that Keras does not know: "

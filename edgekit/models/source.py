@@ -132,7 +132,7 @@ def detect(arg: str, unsafe: bool = False, custom_objects: str | None = None) ->
 
 def _iter_layer_configs(cfg: Any) -> Iterator[dict[str, Any]]:
     if isinstance(cfg, dict):
-        if "class_name" in cfg and isinstance(cfg.get("config"), dict):
+        if isinstance(cfg.get("class_name"), str) and isinstance(cfg.get("config"), dict):
             yield cfg
         for v in cfg.values():
             yield from _iter_layer_configs(v)
@@ -154,8 +154,9 @@ def find_custom_classes(config: Any) -> list[str]:
     """Classes in a Keras config that are not Keras' own (registered by user code)."""
     found = []
     for layer in _iter_layer_configs(config):
-        module = layer.get("module") or ""
-        reg = layer.get("registered_name")
+        # a damaged config can hold anything in these fields: only strings name a class
+        module = layer.get("module") if isinstance(layer.get("module"), str) else ""
+        reg = layer.get("registered_name") if isinstance(layer.get("registered_name"), str) else ""
         if (reg and reg != layer["class_name"]) or (module and not module.startswith("keras")):
             found.append(reg or f"{module}.{layer['class_name']}")
     return sorted(set(found))

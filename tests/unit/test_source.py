@@ -116,3 +116,18 @@ def test_tflite_file_is_not_a_keras_model(tmp_path):
     p.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(64))
     with pytest.raises(InputError, match="TFLite model"):
         detect(str(p))
+
+
+def test_damaged_config_fields_do_not_break_the_class_scan():
+    """A fuzzed config can put numbers or lists where Keras writes strings: the scans that
+    explain a load failure skip such entries instead of raising (found by the slow fuzz)."""
+    from edgekit.models.source import find_code_layers, find_custom_classes
+
+    cfg = {"class_name": "Sequential", "config": {"layers": [
+        {"class_name": "Dense", "module": 0.5, "registered_name": None, "config": {"name": "d"}},
+        {"class_name": ["Lambda"], "config": {"name": "x"}},
+        {"class_name": "Lambda", "module": "keras.layers", "config": {"name": "lam"}},
+        {"class_name": "MyLayer", "module": "mypkg", "registered_name": 7, "config": {}},
+    ]}}
+    assert find_custom_classes(cfg) == ["mypkg.MyLayer"]
+    assert find_code_layers(cfg) == ["Lambda layer 'lam'"]
