@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -22,29 +23,59 @@ class FormatInfo:
     extra_files: tuple[str, ...] = ()
     # Export paths tried in order until one yields an artifact that passes its check.
     paths: tuple[str, ...] = ("",)
+    # Identity: how a file of this format is recognised (``format_of``): name endings, and
+    # the bytes at an offset of its content (None: the name decides).
+    suffixes: tuple[str, ...] = ()
+    magic: tuple[int, bytes] | None = None
+    directory_marker: str | None = None  # a directory holding this file is of this format
+
+    def matches(self, path: Path) -> bool:
+        """Whether ``path`` is a file (or directory) of this format, content first."""
+        if self.directory_marker is not None:
+            return path.is_dir() and (path / self.directory_marker).is_file()
+        if not path.is_file():
+            return False
+        if self.magic is not None:
+            at, want = self.magic
+            with open(path, "rb") as fh:
+                head = fh.read(at + len(want))
+            if head[at:] == want:
+                return True
+        return path.name.lower().endswith(self.suffixes) if self.suffixes else False
 
 
 FORMATS: dict[str, FormatInfo] = {
     f.name: f
     for f in [
         FormatInfo("saved_model", "saved_model", "edgekit.converters.saved_model:SavedModelExporter",
-                   "tf-savedmodel", "exact", "SavedModel for TF Serving (serving_default, Keras names)"),
+                   "tf-savedmodel", "exact", "SavedModel for TF Serving (serving_default, Keras names)",
+                   directory_marker="saved_model.pb"),
         FormatInfo("keras", "model.keras", "edgekit.converters.keras_v3:KerasV3Exporter",
-                   "keras", "exact", "Keras v3 archive", needs_keras_architecture=True),
+                   "keras", "exact", "Keras v3 archive", needs_keras_architecture=True, suffixes=(".keras",)),
         FormatInfo("h5", "model.h5", "edgekit.converters.h5:H5Exporter",
-                   "keras", "exact", "legacy HDF5 model", needs_keras_architecture=True),
+                   "keras", "exact", "legacy HDF5 model", needs_keras_architecture=True, suffixes=(".h5", ".hdf5")),
         FormatInfo("weights", "model.weights.h5", "edgekit.converters.weights:WeightsExporter",
                    "keras-weights", "exact", "weights only + architecture JSON",
-                   needs_keras_architecture=True, extra_files=("model.json",)),
+                   needs_keras_architecture=True, extra_files=("model.json",), suffixes=(".weights.h5",)),
         FormatInfo("tflite", "model.tflite", "edgekit.converters.tflite:TFLiteExporter",
-                   "litert", "float32", "TFLite float32, builtin ops only"),
+                   "litert", "float32", "TFLite float32, builtin ops only", suffixes=(".tflite",), magic=(4, b"TFL3")),
         FormatInfo("onnx", "model.onnx", "edgekit.converters.onnx:OnnxExporter",
                    "onnxruntime", "float32", "ONNX, dynamic batch named 'batch'",
-                   paths=("tf2onnx", "tf2onnx-from-tflite", "keras-export", "tf2onnx-fixed-batch")),
+                   paths=("tf2onnx", "tf2onnx-from-tflite", "keras-export", "tf2onnx-fixed-batch"),
+                   suffixes=(".onnx",), magic=(0, b"\x08")),
     ]
 }
 
 DEFAULT_OPSET = 17
+
+
+def format_of(path: str | Path) -> FormatInfo | None:
+    """The registered format of a file or directory (content first, then its name), or None.
+    Weights-only files are tried before full HDF5 models: both end in ``.h5``."""
+    p = Path(path)
+    order = sorted(FORMATS.values(), key=lambda f: -max((len(x) for x in f.suffixes), default=0))
+    return next((f for f in order if f.magic is not None and f.matches(p)), None) or next(
+        (f for f in order if f.matches(p)), None)
 
 
 def get_exporter(name: str) -> Any:

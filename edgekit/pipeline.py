@@ -37,7 +37,9 @@ from edgekit.results import (  # noqa: F401 - re-exported: part of the pipeline'
     REJECTED,
     SKIPPED,
     ArtifactResult,
+    Cell,
     ConvertResult,
+    Status,
     Job,
     build_jobs,
 )
@@ -602,15 +604,13 @@ class _Run:
             row.notes.append(f"keeps open dimensions: also agrees at {shapes} (max|d| {comp.max_abs:.2g})")
 
     def _on_device(self, prof: Any, job: Job, prefix: str, staged: Path, feeds: dict[str, np.ndarray],
-                   reference: dict[str, np.ndarray], host_out: dict[str, np.ndarray], row: ArtifactResult) -> dict[str, Any]:
+                   reference: dict[str, np.ndarray], host_out: dict[str, np.ndarray], row: ArtifactResult) -> Cell:
         """One cell: the artifact on another device, against the reference and the host."""
         from edgekit.devices.executor import DeviceWorkers
-        from edgekit.results import NOT_APPLICABLE, UNAVAILABLE
 
-        cell: dict[str, Any] = {"status": NOT_APPLICABLE, "emulated": prof.emulated, "latency": None,
-                                "comparison": None, "vs_host": None, "error": None}
+        cell = Cell(Status.NOT_APPLICABLE, prof.emulated)
         if not prof.runs(job.runtime):
-            cell["error"] = f"{prof.name} does not run {job.runtime}"
+            cell.error = f"{prof.name} does not run {job.runtime}"
             return cell
         if self.device_workers is None:
             self.device_workers = DeviceWorkers(self.profiles[1:], self.pool.rt, self.pool.tf)
@@ -619,23 +619,22 @@ class _Run:
             res = self.device_workers.run(prof.name, job.runtime, str(staged), feeds, self.opts.repeats, self.opts.timeout,
                                           label=job.label)
         except errors.DeviceUnavailable as exc:
-            cell["status"], cell["error"] = UNAVAILABLE, str(exc)
+            cell.status, cell.error = Status.UNAVAILABLE, str(exc)
             self.say(f"{prefix}: {prof.name} unavailable: {exc}")
             return cell
         except errors.WriteFailure:
             raise
         except errors.EdgekitError as exc:
-            cell["status"], cell["error"] = ERROR, str(exc).replace(str(staged.parent), str(self.out))
-            self.say(f"{prefix}: {prof.name}: {cell['error']}")
+            cell.status, cell.error = Status.ERROR, str(exc).replace(str(staged.parent), str(self.out))
+            self.say(f"{prefix}: {prof.name}: {cell.error}")
             return cell
         tols = {k: (Tolerance(*prof.tolerance[job.policy], f"device:{prof.name}") if job.policy in prof.tolerance else t)
                 for k, t in row.tolerances.items()}
-        comp = judge(compare(reference, res["outputs"], tols), reference, res["outputs"], self.truth)
-        cell["comparison"] = comp.to_json()
-        cell["latency"] = res["latency"]
-        cell["status"] = PASS if comp else MISMATCH
-        if not comp:
-            cell["error"] = "; ".join(comp.failures())
+        cell.comparison = judge(compare(reference, res["outputs"], tols), reference, res["outputs"], self.truth)
+        cell.latency = res["latency"]
+        cell.status = Status.PASS if cell.comparison else Status.MISMATCH
+        if not cell.comparison:
+            cell.error = "; ".join(cell.comparison.failures())
         diffs = [float(np.max(np.abs(np.asarray(host_out[k], np.float64) - np.asarray(v, np.float64))))
                  if np.asarray(v).size else 0.0 for k, v in res["outputs"].items() if k in host_out]
         d = max(diffs) if diffs else None
@@ -644,11 +643,11 @@ class _Run:
             within = bool(compare({k: np.asarray(v) for k, v in host_out.items() if k in res["outputs"]},
                                   {k: v for k, v in res["outputs"].items() if k in host_out},
                                   {k: tols[k] for k in host_out if k in res["outputs"]}))
-        cell["vs_host"] = {"max_abs": d, "bit_exact": d == 0.0, "within_tolerance": within}
+        cell.vs_host = {"max_abs": d, "bit_exact": d == 0.0, "within_tolerance": within}
         if job.recipe is not None and job.recipe.mode in ("int8", "int16x8") and job.format == "tflite" \
                 and d not in (None, 0.0):  # integer-only kernels: the same integers are expected
-            cell["notes"] = [f"{job.recipe.mode} LiteRT is not bit-exact with the host (max|d| {d:.3g})"]
-        self.say(f"{prefix}: {prof.name}: {cell['status']}" + (f" ({cell['error']})" if cell["error"] else ""))
+            cell.notes.append(f"{job.recipe.mode} LiteRT is not bit-exact with the host (max|d| {d:.3g})")
+        self.say(f"{prefix}: {prof.name}: {cell.status}" + (f" ({cell.error})" if cell.error else ""))
         return cell
 
     def _judge_task(self, row: ArtifactResult, outputs: dict[str, np.ndarray]) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,35 @@ from edgekit.quantize.recipes import Recipe
 from edgekit.specs import ModelSpec
 from edgekit.validate import Comparison, Tolerance
 
-PASS, MISMATCH, ERROR, SKIPPED, REJECTED = "pass", "mismatch", "error", "skipped", "rejected"
-UNAVAILABLE, NOT_APPLICABLE = "unavailable", "n/a"  # device cells only
+class Status(StrEnum):
+    """The one vocabulary of outcomes, for rows (artifact on the host) and cells (artifact on
+    a device) alike. A ``StrEnum``: members compare and serialize as their values, which
+    are what manifests and reports have always stored."""
+
+    PASS = "pass"
+    MISMATCH = "mismatch"  # ran, but outside its tolerance
+    ERROR = "error"  # did not convert or did not run
+    SKIPPED = "skipped"  # not applicable to this model (printed n/a) or not needed (auto)
+    REJECTED = "rejected"  # --quantize auto: a mode that failed and was not kept
+    UNAVAILABLE = "unavailable"  # a device cell whose device could not be reached
+    NOT_APPLICABLE = "n/a"  # a device cell whose device does not run the artifact's runtime
+
+    @property
+    def label(self) -> str:
+        """How the matrix prints it."""
+        return _LABELS[self]
+
+    @property
+    def failed(self) -> bool:
+        """Counts as a failure of the run (exit 1)."""
+        return self in (Status.ERROR, Status.UNAVAILABLE)
+
+
+_LABELS = {Status.PASS: "PASS", Status.MISMATCH: "FAIL", Status.ERROR: "ERROR", Status.SKIPPED: "n/a",
+           Status.REJECTED: "REJECTED", Status.UNAVAILABLE: "UNAVAILABLE", Status.NOT_APPLICABLE: "n/a"}
+
+PASS, MISMATCH, ERROR, SKIPPED, REJECTED = Status.PASS, Status.MISMATCH, Status.ERROR, Status.SKIPPED, Status.REJECTED
+UNAVAILABLE, NOT_APPLICABLE = Status.UNAVAILABLE, Status.NOT_APPLICABLE
 # Check inputs taken from --eval-data or --calibration data when no --inputs are given.
 CHECK_SAMPLES = 64
 
@@ -42,6 +70,35 @@ def build_jobs(fmts: list[str], recipes: list[Recipe]) -> list[Job]:
 
 
 @dataclass
+class Cell:
+    """One artifact on one device other than the host: its outcome against the model's
+    reference and against the host's own outputs."""
+
+    status: Status = Status.NOT_APPLICABLE
+    emulated: bool = False
+    latency: dict[str, float] | None = None
+    comparison: Comparison | None = None
+    vs_host: dict[str, Any] | None = None  # max_abs, bit_exact, within_tolerance
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"status": str(self.status), "emulated": self.emulated, "latency": self.latency,
+               "comparison": None if self.comparison is None else self.comparison.to_json(),
+               "vs_host": self.vs_host, "error": self.error}
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Cell":
+        comp = d.get("comparison")
+        return cls(Status(d["status"]), bool(d.get("emulated")), d.get("latency"),
+                   None if comp is None else Comparison.from_json(comp), d.get("vs_host"), d.get("error"),
+                   list(d.get("notes") or []))
+
+
+@dataclass
 class ArtifactResult:
     """One row of the matrix."""
 
@@ -63,7 +120,7 @@ class ArtifactResult:
     meta: dict[str, Any] = field(default_factory=dict)
     task: dict[str, Any] | None = None  # metric on --eval-data and its drop from the float model
     golden: Comparison | None = None  # against stored golden outputs, when the run was given them
-    devices: dict[str, dict[str, Any]] = field(default_factory=dict)  # cells on devices other than the host
+    devices: dict[str, Cell] = field(default_factory=dict)  # cells on devices other than the host
 
     @property
     def label(self) -> str:
@@ -88,7 +145,7 @@ class ArtifactResult:
             "meta": self.meta,
             "comparison": self.comparison.to_json() if self.comparison is not None else None,
             "golden": self.golden.to_json() if self.golden is not None else None,
-            "devices": self.devices,
+            "devices": {name: cell.to_json() for name, cell in self.devices.items()},
         }
 
 
@@ -115,10 +172,10 @@ class ConvertResult:
     def exit_code(self) -> int:
         """1 if anything failed to convert or run, else 3 if any tolerance was exceeded
         (or ``--quantize auto`` found no mode that passes), else 0."""
-        cells = [c for r in self.rows for c in r.devices.values()]
-        if any(r.status == ERROR for r in self.rows) or any(c["status"] in (ERROR, UNAVAILABLE) for c in cells):
+        statuses = [r.status for r in self.rows] + [c.status for r in self.rows for c in r.devices.values()]
+        if any(s.failed for s in statuses):
             return errors.EXIT_FAILED
-        if any(r.status == MISMATCH for r in self.rows) or any(c["status"] == MISMATCH for c in cells):
+        if Status.MISMATCH in statuses:
             return errors.EXIT_TOLERANCE
         rejected = [r for r in self.rows if r.status == REJECTED]
         if rejected and not any(r.recipe is not None and r.status == PASS for r in self.rows):

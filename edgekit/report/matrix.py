@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from edgekit.results import Status
 from edgekit.units import agreement_text, size_text, worst
 
 if TYPE_CHECKING:
     from edgekit.pipeline import ConvertResult
+    from edgekit.results import Cell
 
 
 def human_size(n: int | None) -> str:
@@ -94,7 +96,7 @@ def render(result: "ConvertResult") -> str:
         crit = "-" if tol is None else tol.short()
         if task and r.recipe is not None and result.eval_info.get("max_accuracy_drop") is not None:
             crit = f"drop<={result.eval_info['max_accuracy_drop']:g}"
-        row += [crit, {"pass": "PASS", "mismatch": "FAIL", "error": "ERROR", "skipped": "n/a", "rejected": "REJECTED"}[r.status]]
+        row += [crit, Status(r.status).label]
         rows.append(row)
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
@@ -137,19 +139,16 @@ def render(result: "ConvertResult") -> str:
     return out
 
 
-def _cell(c: dict, host_ms: float | None) -> str:
-    st = {"pass": "PASS", "mismatch": "FAIL", "error": "ERROR", "unavailable": "UNAVAILABLE", "n/a": "n/a"}[c["status"]]
-    if c["status"] in ("n/a", "unavailable", "error"):
-        return st
-    parts = [st]
-    lat = (c.get("latency") or {}).get("median_ms")
+def _cell(c: "Cell", host_ms: float | None) -> str:
+    if c.status in (Status.NOT_APPLICABLE, Status.UNAVAILABLE, Status.ERROR):
+        return c.status.label
+    parts = [c.status.label]
+    lat = (c.latency or {}).get("median_ms")
     if lat is not None:
-        parts.append(f"{lat:.2f} ms" + (" emu" if c.get("emulated") else ""))
-    comp = c.get("comparison") or {}
-    m = max((o.get("max_abs") or 0.0 for o in comp.get("outputs", [])), default=None)
-    if m is not None:
-        parts.append(f"d={m:.2g}")
-    vs = c.get("vs_host") or {}
+        parts.append(f"{lat:.2f} ms" + (" emu" if c.emulated else ""))
+    if c.comparison is not None and c.comparison.max_abs is not None:
+        parts.append(f"d={c.comparison.max_abs:.2g}")
+    vs = c.vs_host or {}
     if vs.get("bit_exact"):
         parts.append("| host: bit-exact")
     elif vs.get("max_abs") is not None:
@@ -168,10 +167,10 @@ def render_devices(result: "ConvertResult") -> str:
     head = ["artifact", host, *[n + (" (emulated)" if d.get("emulated") else "") for n, d in zip(names, result.devices[1:])]]
     rows = []
     for r in result.rows:
-        if r.status == "skipped":
+        if r.status == Status.SKIPPED:
             continue
         lat = (r.latency or {}).get("median_ms")
-        hostcell = {"pass": "PASS", "mismatch": "FAIL", "error": "ERROR", "rejected": "REJECTED"}.get(r.status, r.status)
+        hostcell = Status(r.status).label
         if lat is not None:
             hostcell += f" {lat:.2f} ms"
         rows.append([r.filename or r.format, hostcell, *[_cell(r.devices[n], lat) if n in r.devices else "-" for n in names]])
@@ -184,9 +183,9 @@ def render_devices(result: "ConvertResult") -> str:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
     for r in result.rows:
         for n, c in r.devices.items():
-            if c.get("error") and c["status"] != "n/a":
-                lines.append(f"  {r.label} on {n}: {c['error']}")
-            for note in c.get("notes", []):
+            if c.error and c.status != Status.NOT_APPLICABLE:
+                lines.append(f"  {r.label} on {n}: {c.error}")
+            for note in c.notes:
                 lines.append(f"  {r.label} on {n}: {note}")
     lines.append("d = max|device - model|; host: the device against the host's own output (float: within the "
                  "artifact's tolerance; integer: bit-exact or not); emulated ('emu') latencies are not comparable with native ones")

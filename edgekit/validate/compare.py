@@ -135,6 +135,16 @@ class OutputComparison:
                 d[k] = str(v)
         return d
 
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "OutputComparison":
+        """The inverse of ``to_json`` (stringified infinities become floats again)."""
+        kw = {k: (float(v) if isinstance(v, str) and v in ("inf", "-inf", "nan") else v)
+              for k, v in d.items() if k in cls.__dataclass_fields__}
+        kw["tolerance"] = Tolerance(**d["tolerance"])
+        if kw.get("abs_hist") is not None:
+            kw["abs_hist"] = tuple(kw["abs_hist"])
+        return cls(**kw)
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -195,6 +205,10 @@ class Comparison:
             "error": self.error,
             "outputs": [o.to_json() for o in self.outputs],
         }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Comparison":
+        return cls(tuple(OutputComparison.from_json(o) for o in d.get("outputs", ())), d.get("error"))
 
 
 def _looks_like_classifier(ref: np.ndarray) -> bool:

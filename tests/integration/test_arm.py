@@ -36,22 +36,22 @@ def test_guide_models_agree_on_two_arm_profiles(model, tmp_path, pool):
     for label, row in by.items():
         for dev in ("arm64-cortex-a53", "arm64-cortex-a76"):
             cell = row.devices[dev]
-            assert cell["status"] == "pass" and cell["emulated"], (label, dev, cell)
-            assert cell["latency"]["median_ms"] > 0
-            d = cell["vs_host"]["max_abs"]
+            assert cell.status == "pass" and cell.emulated, (label, dev, cell)
+            assert cell.latency["median_ms"] > 0
+            d = cell.vs_host["max_abs"]
             if label == "tflite:int8":
                 # XNNPACK's int8 kernels on ARM and on x86 requantize alike except for rare
                 # ties: measured, the CNN is bit-exact and the MLP's softmax differs by at
                 # most one output step (1/256) in a few elements. The cell reports which.
                 assert d <= 1 / 256 + 1e-9, (dev, d)
                 if model == "builtin:cnn":
-                    assert cell["vs_host"]["bit_exact"], (dev, d)
+                    assert cell.vs_host["bit_exact"], (dev, d)
             elif label == "onnx:static":
                 assert d <= 8 / 256 + 1e-6, (dev, d)  # a few output quantization steps at most
             else:
                 scale = max(float(np.max(np.abs(o["scale"] or 0.0))) for o in row.comparison.to_json()["outputs"])
                 assert d <= 1e-5 * max(scale, 1.0), (label, dev, d)
-                assert cell["vs_host"]["within_tolerance"] is True
+                assert cell.vs_host["within_tolerance"] is True
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["devices"][1]["self_test"].startswith("float.tflite")
     assert manifest["artifacts"][0]["devices"]["arm64-cortex-a76"]["status"] == "pass"
@@ -85,8 +85,8 @@ def test_a_wrong_emulator_is_refused(tmp_path, pool, monkeypatch):
     monkeypatch.setenv("EDGEKIT_DEVICE_PROFILES", str(profiles))
     r = convert("builtin:mlp", tmp_path / "out", formats="tflite,onnx", devices="x86-cpu,arm64-old-qemu", pool=pool)
     cells = [row.devices["arm64-old-qemu"] for row in r.rows]
-    assert all(c["status"] == "unavailable" for c in cells), cells
-    assert "failed its known-answer self-test" in cells[0]["error"]
+    assert all(c.status == "unavailable" for c in cells), cells
+    assert "failed its known-answer self-test" in cells[0].error
     assert all(row.status == "pass" for row in r.rows)  # the artifacts themselves are fine on the host
     assert r.exit_code == errors.EXIT_FAILED  # but a refused device is never a pass
 
@@ -118,6 +118,6 @@ def test_a_crash_in_the_emulated_worker_fails_one_cell_and_the_worker_restarts(t
     monkeypatch.setenv("EDGEKIT_INJECT_CRASH", "run:arm64-cortex-a72:tflite")  # a segfault in the guest
     r = convert("builtin:mlp", tmp_path, formats="tflite,onnx", devices="x86-cpu,arm64-cortex-a72", pool=pool)
     cells = {row.label: row.devices["arm64-cortex-a72"] for row in r.rows}
-    assert cells["tflite"]["status"] == "error" and "SIGSEGV" in cells["tflite"]["error"]
-    assert cells["onnx"]["status"] == "pass"  # the next artifact ran in a fresh emulated worker
+    assert cells["tflite"].status == "error" and "SIGSEGV" in cells["tflite"].error
+    assert cells["onnx"].status == "pass"  # the next artifact ran in a fresh emulated worker
     assert r.exit_code == errors.EXIT_FAILED

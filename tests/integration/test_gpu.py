@@ -20,12 +20,12 @@ def test_guide_models_on_the_gpu(model, tmp_path, pool):
     r = convert(model, tmp_path, formats="saved_model,keras,onnx,tflite", devices="x86-cpu,cuda", pool=pool)
     assert r.exit_code == 0, [(x.label, x.status, x.devices) for x in r.rows]
     cells = {x.label: x.devices["cuda"] for x in r.rows}
-    assert cells["tflite"]["status"] == "n/a"  # LiteRT has no CUDA path here
+    assert cells["tflite"].status == "n/a"  # LiteRT has no CUDA path here
     for label in ("saved_model", "keras", "onnx"):
         c = cells[label]
-        assert c["status"] == "pass", (label, c)
-        assert c["latency"]["median_ms"] > 0
-        assert c["vs_host"]["max_abs"] <= 1e-3  # TF32 off: float32 on both
+        assert c.status == "pass", (label, c)
+        assert c.latency["median_ms"] > 0
+        assert c.vs_host["max_abs"] <= 1e-3  # TF32 off: float32 on both
 
 
 @needs_gpu
