@@ -28,6 +28,17 @@ class FormatInfo:
     suffixes: tuple[str, ...] = ()
     magic: tuple[int, bytes] | None = None
     directory_marker: str | None = None  # a directory holding this file is of this format
+    # What an export of this format takes from earlier jobs of the run: exporter option ->
+    # the format whose float artifact, once it passed its check, is handed over.
+    converts_from: tuple[tuple[str, str], ...] = ()
+    # Quantized artifacts of this format made in the runtime worker from the float artifact
+    # (``module:function``); None: the exporter quantizes (TFLite's converter does).
+    quantizer: str | None = None
+    # A file this format cannot write or read back for a model means "not applicable", not a
+    # failure (legacy HDF5 cannot hold every Keras 3 model).
+    may_not_hold: bool = False
+    # Operator versions are checked against --target-runtime.
+    op_versions: bool = False
 
     def matches(self, path: Path) -> bool:
         """Whether ``path`` is a file (or directory) of this format, content first."""
@@ -53,16 +64,19 @@ FORMATS: dict[str, FormatInfo] = {
         FormatInfo("keras", "model.keras", "edgekit.converters.keras_v3:KerasV3Exporter",
                    "keras", "exact", "Keras v3 archive", needs_keras_architecture=True, suffixes=(".keras",)),
         FormatInfo("h5", "model.h5", "edgekit.converters.h5:H5Exporter",
-                   "keras", "exact", "legacy HDF5 model", needs_keras_architecture=True, suffixes=(".h5", ".hdf5")),
+                   "keras", "exact", "legacy HDF5 model", needs_keras_architecture=True, suffixes=(".h5", ".hdf5"),
+                   may_not_hold=True),
         FormatInfo("weights", "model.weights.h5", "edgekit.converters.weights:WeightsExporter",
                    "keras-weights", "exact", "weights only + architecture JSON",
                    needs_keras_architecture=True, extra_files=("model.json",), suffixes=(".weights.h5",)),
         FormatInfo("tflite", "model.tflite", "edgekit.converters.tflite:TFLiteExporter",
-                   "litert", "float32", "TFLite float32, builtin ops only", suffixes=(".tflite",), magic=(4, b"TFL3")),
+                   "litert", "float32", "TFLite float32, builtin ops only", suffixes=(".tflite",), magic=(4, b"TFL3"),
+                   converts_from=(("saved_model_dir", "saved_model"),), op_versions=True),
         FormatInfo("onnx", "model.onnx", "edgekit.converters.onnx:OnnxExporter",
                    "onnxruntime", "float32", "ONNX, dynamic batch named 'batch'",
                    paths=("tf2onnx", "tf2onnx-from-tflite", "keras-export", "tf2onnx-fixed-batch"),
-                   suffixes=(".onnx",), magic=(0, b"\x08")),
+                   suffixes=(".onnx",), magic=(0, b"\x08"),
+                   converts_from=(("tflite_file", "tflite"),), quantizer="edgekit.quantize.onnx_quant:quantize"),
     ]
 }
 

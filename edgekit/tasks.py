@@ -82,15 +82,18 @@ def string_reference(source: Mapping[str, Any], texts: Mapping[str, list[str]],
         return run(_STATE["string_model"], texts, others)
 
 
-def export(source: Mapping[str, Any], fmt: str, path: str, options: Mapping[str, Any], workdir: str) -> dict[str, Any]:
-    """Export to ``path``; intermediate files go to ``workdir``, which the caller removes."""
+def export(source: Mapping[str, Any], fmt: str, path: str, offered: Mapping[str, Any], workdir: str) -> dict[str, Any]:
+    """Export to ``path``; intermediate files go to ``workdir``, which the caller removes.
+    ``offered``: what the run can give any exporter (check sizes, earlier artifacts, the
+    recipe...); each format's exporter takes the options it declares."""
     from edgekit.converters import get_exporter
 
     ctx = _context(source)
     if ctx.cache.get("workdir") != workdir:
         ctx.cache.clear()  # intermediates of an earlier run are gone with its workdir
         ctx.cache["workdir"] = workdir
-    return get_exporter(fmt).export(ctx, path, dict(options))
+    exporter = get_exporter(fmt)
+    return exporter.export(ctx, path, {k: v for k, v in offered.items() if k in exporter.allowed_options})
 
 
 def run_artifact(runtime: str, path: str, feeds: Mapping[str, np.ndarray], repeats: int = 5, options: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgekit import errors
+from edgekit.options import CONFIG, ConvertOptions
 
 CONFIG_NAMES = ("edgekit.toml", "pyproject.toml")
 DEFAULT_OUT = "edgekit-check"
@@ -151,47 +152,30 @@ class Budgets:
 
 @dataclass
 class ModelCase:
-    """One ``[models.NAME]`` table, defaults from ``[check]`` applied, paths resolved."""
+    """One ``[models.NAME]`` table, defaults from ``[check]`` applied, paths resolved: the
+    model, the run's settings as ``edgekit convert`` takes them, and the budgets."""
 
     name: str
     model: str
-    formats: list[str]
-    devices: list[str]
-    quantize: list[str] = field(default_factory=list)
-    onnx_quantize: list[str] = field(default_factory=list)
-    io_dtype: str = "float32"
-    calibration: str | None = None
-    calibration_samples: int = 200
-    calibration_method: str | None = None
-    eval_data: str | None = None
-    inputs: str | None = None
-    batch_size: int = 2
-    seed: int = 0
-    shapes: dict[str, list[int]] = field(default_factory=dict)
-    opset: int = 17
-    custom_objects: str | None = None
-    unsafe: bool = False
-    timeout: float = 600.0
-    repeats: int = 5
-    target_runtime: str | None = None
-    atol: dict[str | None, float] = field(default_factory=dict)
-    rtol: dict[str | None, float] = field(default_factory=dict)
+    options: ConvertOptions = field(default_factory=ConvertOptions)
     budgets: Budgets = field(default_factory=Budgets)
+
+    @property
+    def devices(self) -> list[str]:
+        return list(self.options.devices or (HOST,))
+
+    @property
+    def inputs(self) -> str | None:
+        return self.options.inputs
 
     def conversion_json(self) -> dict[str, Any]:
         """Everything that decides the artifacts and their comparison (not the budgets,
         which are judged afresh on cached numbers)."""
-        d = {k: v for k, v in self.__dict__.items() if k not in ("budgets", "name")}
-        d["atol"] = {str(k): v for k, v in self.atol.items()}
-        d["rtol"] = {str(k): v for k, v in self.rtol.items()}
-        return d
+        return {"model": self.model, **self.options.to_json()}
 
     def labels(self) -> list[str]:
         """The artifact labels this case produces (``tflite``, ``tflite:int8``, ...)."""
-        from edgekit.quantize.recipes import AUTO_ORDER
-
-        q = list(AUTO_ORDER) if self.quantize == ["auto"] else self.quantize
-        return self.formats + [f"tflite:{m}" for m in q] + [f"onnx:{m}" for m in self.onnx_quantize]
+        return self.options.labels()
 
 
 @dataclass
@@ -402,9 +386,6 @@ def load_config(path: str | Path | None = None, allow_unsafe: bool | None = None
 
 
 def _model_case(v: _Validator, name: str, d: dict[str, Any], own: set[str], known: list[str]) -> ModelCase:
-    from edgekit.converters import FORMATS
-    from edgekit.quantize.recipes import ONNX_MODES, TFLITE_MODES
-
     def kp(*keys: str) -> tuple[str, ...]:
         # a key set in [check] is reported there, one set in the model's table there
         return (("models", name) if keys[0] in own else ("check",)) + keys
@@ -412,86 +393,90 @@ def _model_case(v: _Validator, name: str, d: dict[str, Any], own: set[str], know
     if "model" not in d:
         v.fail(("models", name), "missing key 'model' (a .keras/.h5 file, a SavedModel directory, "
                                  "module.py:function or builtin:NAME)")
-    model = v.value(d["model"], kp("model"), _str)
-    if not model.startswith("builtin:"):
-        m = re.match(r"^(?P<file>.+\.py):(?P<func>[A-Za-z_][A-Za-z0-9_]*)$", model)
-        if m:
-            model = v.code_path(m["file"], kp("model")) + ":" + m["func"]
-        else:
-            model = v.path_value(model, kp("model"))
-    formats = v.value(d.get("formats", list(FORMATS)), kp("formats"), _list_of(_str))
-    for f in formats:
-        if f not in FORMATS:
-            v.fail(kp("formats"), f"unknown format {f!r}; choose from: {', '.join(FORMATS)}")
-    quant = v.value(d.get("quantize", []), kp("quantize"), _list_of(_str))
-    for q in quant:
-        if q not in TFLITE_MODES and q != "auto":
-            v.fail(kp("quantize"), f"unknown TFLite mode {q!r}; choose from: {', '.join(TFLITE_MODES)}, auto")
-    if "auto" in quant and quant != ["auto"]:
-        v.fail(kp("quantize"), "auto picks among every mode: use it alone")
-    oq = v.value(d.get("onnx_quantize", []), kp("onnx_quantize"), _list_of(_str))
-    for q in oq:
-        if q not in ONNX_MODES:
-            v.fail(kp("onnx_quantize"), f"unknown ONNX mode {q!r}; choose from: {', '.join(ONNX_MODES)}")
-    devices = v.value(d.get("devices", [HOST]), kp("devices"), _list_of(_str))
-    for dev in devices:
-        if dev not in known:
-            v.fail(kp("devices"), f"unknown device {dev!r}; known: {', '.join(known)} (see 'edgekit devices')")
-    devices = [HOST] + [dev for dev in dict.fromkeys(devices) if dev != HOST]  # the host is always checked
-    case = ModelCase(name=name, model=model, formats=formats, devices=devices, quantize=quant, onnx_quantize=oq)
-    case.io_dtype = v.value(d.get("io_dtype", "float32"), kp("io_dtype"), _str)
-    if case.io_dtype not in ("float32", "int8", "uint8"):
-        v.fail(kp("io_dtype"), f"expected float32, int8 or uint8, got {case.io_dtype!r}")
+    settings = {**_lists(v, d, kp, known), **_scalars(v, d, kp)}
+    settings.update(_tolerances(v, d, kp) if "tolerance" in d else {})
+    case = ModelCase(name, _model_ref(v, d["model"], kp("model")), ConvertOptions.of(**settings))
+    if "budgets" in d:
+        case.budgets = _budgets(v, d["budgets"], kp("budgets"), case)
+        case.options = case.options.replace(max_accuracy_drop=case.budgets.max_accuracy_drop)
+    # combinations that cannot work: the rules every surface shares (edgekit/options.py)
+    where = {"": ("models", name), "max_accuracy_drop": kp("budgets", "max_accuracy_drop")}
+    for key, msg in case.options.problems(CONFIG):
+        v.fail(where.get(key) or kp(key), msg)
+    return case
+
+
+def _model_ref(v: _Validator, raw: Any, keypath: tuple[str, ...]) -> str:
+    """``builtin:NAME`` as is; a builder module or a model file resolved (it must exist)."""
+    model = v.value(raw, keypath, _str)
+    if model.startswith("builtin:"):
+        return model
+    m = re.match(r"^(?P<file>.+\.py):(?P<func>[A-Za-z_][A-Za-z0-9_]*)$", model)
+    if m:
+        return v.code_path(m["file"], keypath) + ":" + m["func"]
+    return v.path_value(model, keypath)
+
+
+def _lists(v: _Validator, d: dict[str, Any], kp: Callable[..., tuple[str, ...]], known: list[str]) -> dict[str, Any]:
+    """formats, quantize, onnx_quantize and devices, each entry checked against what exists."""
+    from edgekit.converters import FORMATS
+    from edgekit.quantize.recipes import ONNX_MODES, TFLITE_MODES
+
+    choices = {"formats": (list(FORMATS), "format", ""), "quantize": (list(TFLITE_MODES) + ["auto"], "TFLite mode", ""),
+               "onnx_quantize": (list(ONNX_MODES), "ONNX mode", ""),
+               "devices": (known, "device", " (see 'edgekit devices')")}
+    defaults = {"formats": list(FORMATS), "quantize": [], "onnx_quantize": [], "devices": [HOST]}
+    out = {}
+    for key, (allowed, what, hint) in choices.items():
+        out[key] = v.value(d.get(key, defaults[key]), kp(key), _list_of(_str))
+        for x in out[key]:
+            if x not in allowed:
+                sep = "known" if key == "devices" else "choose from"
+                v.fail(kp(key), f"unknown {what} {x!r}; {sep}: {', '.join(allowed)}{hint}")
+    out["devices"] = [HOST] + [dev for dev in dict.fromkeys(out["devices"]) if dev != HOST]  # the host is always checked
+    return out
+
+
+def _scalars(v: _Validator, d: dict[str, Any], kp: Callable[..., tuple[str, ...]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if "io_dtype" in d:
+        out["io_dtype"] = v.value(d["io_dtype"], kp("io_dtype"), _str)
+        if out["io_dtype"] not in ("float32", "int8", "uint8"):
+            v.fail(kp("io_dtype"), f"expected float32, int8 or uint8, got {out['io_dtype']!r}")
     for key, special in (("calibration", SPECIAL_DATA), ("eval_data", ("digits",)), ("inputs", ())):
         if key in d:
-            setattr(case, key, v.path_value(d[key], kp(key), special))
+            out[key] = v.path_value(d[key], kp(key), special)
     if "custom_objects" in d:
         v.gate_unsafe(kp("custom_objects"), "custom_objects")
-        case.custom_objects = v.code_path(d["custom_objects"], kp("custom_objects"))
+        out["custom_objects"] = v.code_path(d["custom_objects"], kp("custom_objects"))
     for key, check in (("calibration_samples", _int(1)), ("batch_size", _int(1)), ("seed", _int(0)),
                        ("opset", _int(7)), ("unsafe", _bool), ("timeout", _num(0.0, strict=True)),
                        ("repeats", _int(0)), ("target_runtime", _str), ("calibration_method", _str)):
         if key in d:
-            setattr(case, key, v.value(d[key], kp(key), check))
-    if case.unsafe:
+            out[key] = v.value(d[key], kp(key), check)
+    if out.get("unsafe"):
         v.gate_unsafe(kp("unsafe"), "unsafe = true")
     if "shapes" in d:
         shapes = v.table(d["shapes"], kp("shapes"), tuple(d["shapes"]) if isinstance(d["shapes"], dict) else ())
-        case.shapes = {k: v.value(s, kp("shapes", k), _list_of(_int(1))) for k, s in shapes.items()}
-    if "tolerance" in d:
-        tol = v.table(d["tolerance"], kp("tolerance"), ("atol", "rtol", "outputs"))
-        for k in ("atol", "rtol"):
-            if k in tol:
-                getattr(case, k)[None] = v.value(tol[k], kp("tolerance", k), _TOLERANCE_KEYS[k])
-        outs = tol.get("outputs", {})
-        v.table(outs, kp("tolerance", "outputs"), tuple(outs) if isinstance(outs, dict) else ())
-        for oname, o in outs.items():
-            v.table(o, kp("tolerance", "outputs", oname), ("atol", "rtol"))
-            for k in ("atol", "rtol"):
-                if k in o:
-                    getattr(case, k)[oname] = v.value(o[k], kp("tolerance", "outputs", oname, k), _TOLERANCE_KEYS[k])
-    if "budgets" in d:
-        case.budgets = _budgets(v, d["budgets"], kp("budgets"), case)
-    # combinations that cannot work
-    from edgekit.quantize.recipes import Approach
+        out["shapes"] = {k: v.value(s, kp("shapes", k), _list_of(_int(1))) for k, s in shapes.items()}
+    return out
 
-    needs_cal = [q for q in (["int8"] if quant == ["auto"] else quant)
-                 if TFLITE_MODES[q] in (Approach.INT8, Approach.INT16X8)] + [q for q in oq if q == "static"]
-    if needs_cal and not case.calibration:
-        v.fail(("models", name), f"quantization {', '.join(needs_cal)} needs calibration data: add "
-                                 "calibration = \"data.npz\" (or \"digits\", or \"random\", whose results are not meaningful)")
-    if case.budgets.max_accuracy_drop is not None and not case.eval_data:
-        v.fail(kp("budgets", "max_accuracy_drop"), "needs labelled data: add eval_data = \"data.npz\" (or \"digits\")")
-    if case.budgets.max_accuracy_drop is not None and not (quant or oq):
-        v.fail(kp("budgets", "max_accuracy_drop"), "applies to quantized artifacts, and this model has none "
-                                                   "(add quantize = [...] or onnx_quantize = [...])")
-    if case.calibration_method and "static" not in oq:
-        v.fail(kp("calibration_method"), "applies to onnx_quantize = [\"static\"] only")
-    if case.io_dtype != "float32" and not any(q in ("int8", "int16x8", "auto") for q in quant):
-        v.fail(kp("io_dtype"), "integer I/O applies to quantize = [\"int8\"] or [\"int16x8\"]")
-    if not case.labels():
-        v.fail(kp("formats"), "no artifacts: list at least one format or quantization mode")
-    return case
+
+def _tolerances(v: _Validator, d: dict[str, Any], kp: Callable[..., tuple[str, ...]]) -> dict[str, Any]:
+    """``[tolerance]`` with atol/rtol for every output and ``[tolerance.outputs.NAME]`` per output."""
+    found: dict[str, dict[str | None, float]] = {"atol": {}, "rtol": {}}
+    tol = v.table(d["tolerance"], kp("tolerance"), ("atol", "rtol", "outputs"))
+    for k in ("atol", "rtol"):
+        if k in tol:
+            found[k][None] = v.value(tol[k], kp("tolerance", k), _TOLERANCE_KEYS[k])
+    outs = tol.get("outputs", {})
+    v.table(outs, kp("tolerance", "outputs"), tuple(outs) if isinstance(outs, dict) else ())
+    for oname, o in outs.items():
+        v.table(o, kp("tolerance", "outputs", oname), ("atol", "rtol"))
+        for k in ("atol", "rtol"):
+            if k in o:
+                found[k][oname] = v.value(o[k], kp("tolerance", "outputs", oname, k), _TOLERANCE_KEYS[k])
+    return found
 
 
 def _budgets(v: _Validator, raw: Any, kp: tuple[str, ...], case: ModelCase) -> Budgets:

@@ -26,7 +26,9 @@ def convert_report(result: Any, model: str) -> dict[str, Any]:
     manifest = manifest_dict(result)
     devices = [d["name"] for d in manifest.get("devices") or []] or ["x86-cpu"]
     name = Path(model.split(":")[-1]).stem or "model"
-    case = ModelCase(name=name, model=model, formats=[], devices=devices)
+    from edgekit.options import ConvertOptions
+
+    case = ModelCase(name=name, model=model, options=ConvertOptions(formats=(), devices=tuple(devices)))
     # judge() reads the configuration only for a baseline, which a conversion does not have
     cfg: CheckConfig = None  # type: ignore[assignment]
     cases = [judge(case, art, dev, manifest, None, cfg) for art in manifest["artifacts"] for dev in devices]

@@ -385,21 +385,10 @@ class CheckRun:
                       "golden_outputs": golden.outputs}
                 info["golden"] = {"path": str(golden.path), "created": golden.meta.get("created"),
                                   "tools": golden.tools}
-            elif m.inputs:
-                kw = {"inputs": m.inputs}
             t_conv = time.perf_counter()
             try:
-                result = convert(
-                    m.model, mout, formats=m.formats, batch_size=m.batch_size, seed=m.seed,
-                    shapes={k: tuple(v) for k, v in m.shapes.items()}, opset=m.opset, atol=m.atol, rtol=m.rtol,
-                    unsafe=m.unsafe, custom_objects=m.custom_objects, timeout=m.timeout, repeats=m.repeats,
-                    target_runtime=m.target_runtime, quantize=",".join(m.quantize) or None,
-                    onnx_quantize=",".join(m.onnx_quantize) or None, io_dtype=m.io_dtype,
-                    calibration=m.calibration, calibration_samples=m.calibration_samples,
-                    calibration_method=m.calibration_method, eval_data=m.eval_data,
-                    max_accuracy_drop=m.budgets.max_accuracy_drop, devices=m.devices,
-                    progress=lambda msg: self.say("  " + msg), pool=self.pool, force=self.force, **kw,
-                )
+                options = m.options.replace(force=self.force, inputs=None if golden is not None else m.inputs)
+                result = convert(m.model, mout, options, progress=lambda msg: self.say("  " + msg), pool=self.pool, **kw)
             except errors.EdgekitError as exc:
                 return self._model_error(m, info, exc, t0)
             except errors.InternalError as exc:  # a bug in edgekit: this model fails, the run goes on

@@ -96,18 +96,19 @@ def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: s
     """
     _needs_converter("convert")
     from edgekit.feeds import parse_shapes
-    from edgekit.pipeline import convert as run_convert, parse_tolerance_overrides
+    from edgekit.options import ConvertOptions
+    from edgekit.pipeline import convert as run_convert
     from edgekit.report.matrix import render
+    from edgekit.tolerances import parse_tolerance_overrides
 
     explain = quant.pop("explain", False)
-    result = run_convert(
-        model, out_dir, formats=formats, inputs=inputs, batch_size=batch_size, seed=seed,
-        shapes=parse_shapes(shapes), opset=opset,
+    options = ConvertOptions.of(
+        formats=formats, inputs=inputs, batch_size=batch_size, seed=seed, shapes=parse_shapes(shapes), opset=opset,
         atol=parse_tolerance_overrides(atol, "atol"), rtol=parse_tolerance_overrides(rtol, "rtol"),
         unsafe=unsafe, custom_objects=custom_objects, timeout=timeout, target_runtime=target_runtime,
-        devices=devices, progress=_progress(quiet), force=force, truth=not no_truth,
-        allow_nonfinite_inputs=allow_nonfinite_inputs, **quant,
+        devices=devices, force=force, truth=not no_truth, allow_nonfinite_inputs=allow_nonfinite_inputs, **quant,
     )
+    result = run_convert(model, out_dir, options, progress=_progress(quiet))
     click.echo(render(result), err=json_path == "-")
     if explain:
         _explain(model, result, quant, unsafe, quiet)

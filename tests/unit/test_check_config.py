@@ -43,11 +43,11 @@ def test_a_valid_config_resolves_paths_and_merges_defaults(tmp_path):
     """))
     a, b = cfg.models
     assert cfg.out == tmp_path / "build"
-    assert a.model == str(tmp_path / "m.keras") and a.formats == ["tflite", "onnx"]
+    assert a.model == str(tmp_path / "m.keras") and a.options.formats == ("tflite", "onnx")
     assert a.budgets.max_size == {"default": 1_000_000, "tflite": 40 * 1024}
     assert a.budgets.max_latency_ms == {"default": 5.0}  # from [check.budgets], merged key by key
     assert b.model == f"{tmp_path / 'b.py'}:build" and b.labels() == ["tflite", "onnx", "tflite:int8"]
-    assert b.atol == {"y": 1e-3}
+    assert b.options.atol == {"y": 1e-3}
 
 
 @pytest.mark.parametrize("text, expected", [
