@@ -109,3 +109,43 @@ def parse_formats(text: str | None) -> list[str]:
     if unknown:
         raise InputError(f"unknown format {', '.join(map(repr, unknown))} in --to; choose from: {', '.join(FORMATS)}")
     return [f for f in FORMATS if f in wanted]
+
+
+# ---------------------------------------------------------------------------------------------
+# More formats: a module that calls ``register`` when imported, named by an entry point of
+# the group ``edgekit.formats`` (an installed package) or in EDGEKIT_FORMAT_MODULES
+# (comma-separated module names). Loaded in every process, workers included, so a registered
+# format is exported, run, compared, listed in --help, the matrix and the manifest like the
+# built-in ones. docs/ARCHITECTURE.md walks through adding one.
+
+FORMAT_MODULES_ENV = "EDGEKIT_FORMAT_MODULES"
+
+
+def register(fmt: FormatInfo, runtime: Any = None) -> None:
+    """Add ``fmt`` to the registry (after the built-in formats), and the runtime that checks
+    it (an ``edgekit.runtimes.RuntimeInfo``) when it is a new one."""
+    if fmt.name in FORMATS and FORMATS[fmt.name] != fmt:
+        raise ValueError(f"format {fmt.name!r} is already registered")
+    FORMATS[fmt.name] = fmt
+    if runtime is not None:
+        from edgekit.runtimes import RUNTIMES
+
+        RUNTIMES[runtime.name] = runtime
+
+
+def _load_format_modules() -> None:
+    import os
+    import sys
+    from importlib.metadata import entry_points
+
+    names = [ep.value.split(":")[0] for ep in entry_points(group="edgekit.formats")]
+    names += [n.strip() for n in os.environ.get(FORMAT_MODULES_ENV, "").split(",") if n.strip()]
+    for name in dict.fromkeys(names):
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the tool down
+            print(f"edgekit: format module {name!r} could not be loaded ({type(exc).__name__}: {exc}); "
+                  "its formats are not available", file=sys.stderr)
+
+
+_load_format_modules()

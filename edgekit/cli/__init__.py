@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from edgekit import __version__
+from edgekit.converters import FORMATS
 from edgekit.cli.options import UNSAFE_HELP, aliased, check_options
 from edgekit.errors import EXIT_USAGE, EdgekitError
 
@@ -52,7 +53,7 @@ def cli() -> None:
     """
 
 
-FORMATS_HELP = "saved_model, keras, h5, weights, tflite, onnx"
+FORMATS_HELP = ", ".join(FORMATS)
 QUIET_HELP = "No progress lines."
 
 
