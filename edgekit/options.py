@@ -62,7 +62,9 @@ class ConvertOptions:
             from edgekit.converters import parse_formats
 
             f = kw["formats"]
-            kw["formats"] = tuple(parse_formats(f) if isinstance(f, str) else f)
+            # registry order: a format converted from an earlier one's artifact comes after it
+            given = parse_formats(f) if isinstance(f, str) else list(f)
+            kw["formats"] = tuple([x for x in FORMATS if x in given] + [x for x in given if x not in FORMATS])
         for key in ("quantize", "onnx_quantize", "devices"):
             if key in kw:
                 kw[key] = _names(kw[key]) or (None if key == "devices" else ())

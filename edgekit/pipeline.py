@@ -31,6 +31,7 @@ from edgekit.models.source import ModelSource, detect
 from edgekit.options import ConvertOptions
 from edgekit.outdir import OutDir, check_writable as check_out_dir  # noqa: F401 - check_out_dir: API
 from edgekit.publish import describe, publish
+from edgekit.quantize.recipes import AUTO_FAMILY
 from edgekit.specs import ModelSpec
 from edgekit.tolerances import check_overrides, parse_tolerance_overrides, tolerances_for  # noqa: F401 - API
 from edgekit.validate import compare
@@ -229,7 +230,7 @@ class _Run:
         chosen: str | None = None
         for i, job in enumerate(self.jobs, 1):
             prefix = f"[{i}/{len(self.jobs)}] {job.label}"
-            auto = self.opts.auto and job.recipe is not None and job.recipe.family == "tflite"
+            auto = self.opts.auto and job.recipe is not None and job.recipe.family == AUTO_FAMILY
             if auto and chosen:
                 row = ArtifactResult(job.format, job.filename, job.recipe, runtime=job.runtime, status=Status.SKIPPED,
                                      error=f"not needed: the smaller {chosen} passed")

@@ -84,6 +84,7 @@ TFLITE_MODES = {"dynamic": Approach.DYNAMIC_INT8, "float16": Approach.FLOAT16, "
 ONNX_MODES = {"dynamic": Approach.ONNX_DYNAMIC, "static": Approach.ONNX_STATIC}
 # Smallest first: the order `--quantize auto` tries them in.
 AUTO_ORDER = ("int8", "int16x8", "dynamic", "float16")
+AUTO_FAMILY = "tflite"  # the recipes --quantize auto chooses among
 
 
 def parse_modes(text: str | None, family: str, io_dtype: str = "float32", calibration_method: str | None = None,

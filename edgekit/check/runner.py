@@ -86,8 +86,8 @@ def cache_key(case: ModelCase, golden_meta: dict[str, Any] | None, tools: dict[s
         "edgekit_code": code_digest(),
         "tools": tools,
         "case": case.conversion_json(),
-        "files": {k: _file_digest(getattr(case, k)) for k in
-                  ("model", "inputs", "calibration", "eval_data", "custom_objects")},
+        "files": {"model": _file_digest(case.model), **{k: _file_digest(getattr(case.options, k)) for k in
+                                                         ("inputs", "calibration", "eval_data", "custom_objects")}},
         "golden": golden_meta.get("arrays") if golden_meta else None,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,6 +1,7 @@
 """edgekit.toml validation (key paths and lines), sharding, and the judging of one case."""
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 
 import pytest
@@ -230,3 +231,33 @@ def test_merge_refuses_mixed_or_repeated_shards(tmp_path):
         merge_reports([rep("1.json", ["a"]), rep("3.json", ["b"], fp="f2")])
     with pytest.raises(InputError, match="the same shard twice"):
         merge_reports([rep("1.json", ["a"]), rep("4.json", ["a"])])
+
+
+def test_one_options_object_and_one_set_of_rules_for_cli_and_config(tmp_path):
+    """The CLI's loose forms and a configuration's lists give the same ConvertOptions, and a
+    combination that cannot work is refused by the same rule, worded for each surface."""
+    from edgekit.errors import InputError
+    from edgekit.options import CLI, CONFIG, ConvertOptions
+
+    loose = ConvertOptions.of(formats="onnx,tflite", quantize="int8, float16", devices="x86-cpu", shapes={"x": [4]})
+    assert loose == ConvertOptions.of(formats=["tflite", "onnx"], quantize=["int8", "float16"], devices=["x86-cpu"],
+                                      shapes={"x": (4,)})
+    assert loose.formats == ("tflite", "onnx") and loose.labels() == ["tflite", "onnx", "tflite:int8", "tflite:float16"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        loose.seed = 3  # type: ignore[misc]
+    bad = ConvertOptions.of(quantize="int8")
+    assert [m for _, m in bad.problems(CLI)][0].startswith("int8 need(s) calibration data: pass --calibration")
+    assert [m for _, m in bad.problems(CONFIG)][0].startswith("quantization int8 needs calibration data: add calibration")
+    with pytest.raises(InputError, match="--max-accuracy-drop needs labelled data: pass --eval-data"):
+        ConvertOptions.of(quantize="dynamic", max_accuracy_drop=1.0).check()
+    case = load_config(write(tmp_path, """
+        [models.a]
+        model = "builtin:mlp"
+        formats = "onnx,tflite"
+        quantize = ["int8", "float16"]
+        devices = ["x86-cpu"]
+        calibration = "digits"
+        [models.a.shapes]
+        x = [4]
+    """)).models[0]
+    assert case.options == loose.replace(calibration="digits")  # the same object check passes to convert
