@@ -331,7 +331,7 @@ class CheckRun:
     def _out_dir(self) -> Any:
         from edgekit.outdir import CHECK_MARKER, OutDir
 
-        files = [getattr(m, k) for m in self.cfg.models for k in ("inputs", "calibration", "eval_data")]
+        files = [getattr(m.options, k) for m in self.cfg.models for k in ("inputs", "calibration", "eval_data")]
         files += [m.model for m in self.cfg.models if not m.model.startswith("builtin:") and ".py:" not in m.model]
         outd = OutDir(self.out, force=self.force, protected=[f for f in files if f and os.path.exists(f)],
                       planned=["models", ".cache", "report.json"], marker=CHECK_MARKER)
