@@ -131,7 +131,8 @@ class ArtifactSteps:
     def _attempt(self, job: Job, prefix: str, path: str) -> tuple[ArtifactResult, Path | None]:
         ctx, info = self.ctx, FORMATS[job.format]
         row = ArtifactResult(job.format, job.filename, job.recipe, runtime=job.runtime,
-                             tolerances=tolerances_for(job.policy, ctx.spec, ctx.opts.atol, ctx.opts.rtol))
+                             tolerances=tolerances_for(job.policy, ctx.spec, ctx.opts.atol, ctx.opts.rtol,
+                                                       device=ctx.devices.profiles[0]))  # the host's profile
         if info.needs_keras_architecture and ctx.source.kind == "saved_model":
             row.status, row.error = Status.SKIPPED, "input is a SavedModel, which holds no Keras architecture"
             ctx.say(f"{prefix}: skipped ({row.error})")
