@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from edgekit import errors
+from edgekit.converters import format_of
 from edgekit.feeds import bind, load_arrays, random_feeds
 from edgekit.models.source import ModelSource, detect
 from edgekit.results import ERROR, MISMATCH, PASS, ArtifactResult
@@ -28,25 +29,20 @@ from edgekit.validate.truth import judge
 from edgekit.verdict import check_feeds, reference_truth
 from edgekit.worker import WorkerPool, default_pool
 
-# (runtime, default tolerance policy) per kind of file. Files run by TensorFlow compute the
-# model's own graph ("exact"); LiteRT and ONNX Runtime reorder float arithmetic ("float32").
-_KINDS = {".tflite": ("litert", "float32"), ".onnx": ("onnxruntime", "float32"),
-          ".keras": ("keras", "exact"), ".h5": ("keras", "exact"), "saved_model": ("tf-savedmodel", "exact")}
-
-
 def artifact_kind(path: str) -> tuple[str, str]:
-    """(runtime, policy) for an artifact path; ``InputError`` for anything else."""
+    """(runtime, policy) for an artifact path, from the format registry; ``InputError`` for
+    anything else. Files run by TensorFlow compute the model's own graph ("exact"); LiteRT
+    and ONNX Runtime reorder float arithmetic ("float32")."""
     p = Path(path)
     if not p.exists():
         raise errors.InputError(f"artifact {path} does not exist")
-    if p.is_dir():
-        if (p / "saved_model.pb").is_file():
-            return _KINDS["saved_model"]
+    fmt = format_of(p, trust_name=True)
+    if fmt is None and p.is_dir():
         raise errors.InputError(f"{path} is a directory without saved_model.pb: pass a SavedModel, .tflite, .onnx, .keras or .h5")
-    if p.suffix.lower() not in _KINDS:
+    if fmt is None:
         raise errors.InputError(f"{path}: unknown artifact type {p.suffix or '(no suffix)'}; "
                                 "expected .tflite, .onnx, .keras, .h5 or a SavedModel directory")
-    return _KINDS[p.suffix.lower()]
+    return fmt.runtime, fmt.policy
 
 
 def sanitize(name: str) -> str:

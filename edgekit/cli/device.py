@@ -251,6 +251,7 @@ def bench(artifact: str, threads: int | None, batch: int, runs: int, warmup: int
 def inspect(artifact: str, runtime_spec: str | None, as_json: bool) -> None:
     """Describe ARTIFACT: inputs/outputs, operators and versions, Flex/custom ops, quantization,
     size; with --runtime, the operators that runtime cannot execute (exit 3 if any)."""
+    from edgekit.converters import format_of
     from edgekit.fsutil import sha256_of
 
     p = Path(artifact)
@@ -258,9 +259,10 @@ def inspect(artifact: str, runtime_spec: str | None, as_json: bool) -> None:
         raise InputError(f"{artifact} does not exist or is not a file")
     data = p.read_bytes()
     info: dict[str, Any] = {"artifact": str(p), "size": len(data), "sha256": sha256_of(p)}
-    if data[4:8] == b"TFL3":
+    fmt = format_of(p)
+    if fmt is not None and fmt.runtime == "litert":
         info.update(_inspect_tflite(data, runtime_spec))
-    elif p.suffix == ".onnx":
+    elif fmt is not None and fmt.runtime == "onnxruntime":
         if runtime_spec:
             raise InputError("--runtime checks TFLite operator versions; this is an ONNX file")
         info.update(_inspect_onnx(str(p)))
