@@ -146,18 +146,10 @@ def compare(
     cannot be loaded or run is an ``error`` row.
     """
     from edgekit.pipeline import tolerances_for
-    from edgekit.validate import default_tolerance
 
     t0 = time.perf_counter()
     say = progress or (lambda _m: None)
-    if not artifacts:
-        raise errors.InputError("name at least one artifact to compare")
-    if policy is not None:
-        try:
-            default_tolerance(policy)
-        except ValueError as exc:
-            raise errors.InputError(f"--policy: {exc}") from None
-    kinds = [artifact_kind(a) for a in artifacts]
+    kinds = _kinds(artifacts, policy)
     source = detect(model, unsafe=unsafe, custom_objects=custom_objects)
     pool = pool or default_pool()
     pool.start()
@@ -167,10 +159,7 @@ def compare(
 
     say(f"loading {source.display}")
     spec = ModelSpec.from_json(tf("inspect_model", tag="load"))
-    for m in (atol or {}, rtol or {}):
-        bad = [k for k in m if k is not None and k not in spec.output_names]
-        if bad:
-            raise errors.InputError(f"tolerance given for unknown output {bad}; the model's outputs are {spec.output_names}")
+    _check_tolerance_names(spec, atol, rtol)
     feeds, info = _feeds(spec, inputs, batch_size, seed, dict(shapes or {}), allow_nonfinite_inputs)
     say(f"reference: {source.display} on {info['source']} inputs, batch {info['batch']}")
     reference, _ = tf("reference", feeds, 0, tag="reference")
@@ -185,6 +174,28 @@ def compare(
         result.bindings[path] = binding
     result.elapsed_s = time.perf_counter() - t0
     return result
+
+
+def _kinds(artifacts: list[str], policy: str | None) -> list[tuple[str, str]]:
+    """(runtime, default policy) of each artifact, after checking the arguments."""
+    from edgekit.validate import default_tolerance
+
+    if not artifacts:
+        raise errors.InputError("name at least one artifact to compare")
+    if policy is not None:
+        try:
+            default_tolerance(policy)
+        except ValueError as exc:
+            raise errors.InputError(f"--policy: {exc}") from None
+    return [artifact_kind(a) for a in artifacts]
+
+
+def _check_tolerance_names(spec: ModelSpec, atol: Mapping[str | None, float] | None,
+                           rtol: Mapping[str | None, float] | None) -> None:
+    for m in (atol or {}, rtol or {}):
+        bad = [k for k in m if k is not None and k not in spec.output_names]
+        if bad:
+            raise errors.InputError(f"tolerance given for unknown output {bad}; the model's outputs are {spec.output_names}")
 
 
 @dataclass
