@@ -73,8 +73,10 @@ class KerasFileRunner(_TFRunner):
                 self._model = keras.saving.load_model(self.path, compile=False, custom_objects=self._custom(),
                                                       safe_mode=not self.options.get("unsafe"))
             except Exception as exc:  # noqa: BLE001
+                from edgekit.converters import FORMATS, format_of
+
                 hint = ""
-                if self.path.endswith(".h5"):
+                if format_of(self.path, trust_name=True) is FORMATS["h5"]:
                     hint = " (legacy HDF5 cannot represent every Keras 3 model, e.g. keras.ops calls in a functional graph; ship model.keras)"
                 raise RuntimeFailure(f"Keras could not reload {self.path}: {_line(exc)}{hint}") from None
         self._names = io_names(self._model)
