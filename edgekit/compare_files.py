@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from edgekit import errors
-from edgekit.converters import format_of
+from edgekit.converters import FormatInfo, format_of
 from edgekit.feeds import bind, load_arrays, random_feeds
 from edgekit.models.source import ModelSource, detect
 from edgekit.results import ERROR, MISMATCH, PASS, ArtifactResult
@@ -29,9 +29,9 @@ from edgekit.validate.truth import judge
 from edgekit.verdict import check_feeds, reference_truth
 from edgekit.worker import WorkerPool, default_pool
 
-def artifact_kind(path: str) -> tuple[str, str]:
-    """(runtime, policy) for an artifact path, from the format registry; ``InputError`` for
-    anything else. Files run by TensorFlow compute the model's own graph ("exact"); LiteRT
+def artifact_format(path: str) -> FormatInfo:
+    """The registered format of an artifact path (its runtime, its default policy);
+    ``InputError`` for anything else. Files run by TensorFlow compute the model's own graph ("exact"); LiteRT
     and ONNX Runtime reorder float arithmetic ("float32")."""
     p = Path(path)
     if not p.exists():
@@ -42,7 +42,7 @@ def artifact_kind(path: str) -> tuple[str, str]:
     if fmt is None:
         raise errors.InputError(f"{path}: unknown artifact type {p.suffix or '(no suffix)'}; "
                                 "expected .tflite, .onnx, .keras, .h5 or a SavedModel directory")
-    return fmt.runtime, fmt.policy
+    return fmt
 
 
 def sanitize(name: str) -> str:
@@ -149,7 +149,7 @@ def compare(
 
     t0 = time.perf_counter()
     say = progress or (lambda _m: None)
-    kinds = _kinds(artifacts, policy)
+    formats = _formats(artifacts, policy)
     source = detect(model, unsafe=unsafe, custom_objects=custom_objects)
     pool = pool or default_pool()
     pool.start()
@@ -167,17 +167,17 @@ def compare(
         tf, feeds, reference, tolerances_for("float32", spec, dict(atol or {}), dict(rtol or {})), truth, say)
     result = CompareResult(source, spec, [], info, 0.0)
     ctx = _Ctx(pool, spec, feeds, reference, truth_out, note, timeout, unsafe, say)
-    for i, (path, (runtime, default_policy)) in enumerate(zip(artifacts, kinds), 1):
-        tols = tolerances_for(policy or default_policy, spec, dict(atol or {}), dict(rtol or {}))
-        row, binding = _one(ctx, f"[{i}/{len(artifacts)}] {path}", path, runtime, tols)
+    for i, (path, fmt) in enumerate(zip(artifacts, formats), 1):
+        tols = tolerances_for(policy or fmt.policy, spec, dict(atol or {}), dict(rtol or {}))
+        row, binding = _one(ctx, f"[{i}/{len(artifacts)}] {path}", path, fmt, tols)
         result.rows.append(row)
         result.bindings[path] = binding
     result.elapsed_s = time.perf_counter() - t0
     return result
 
 
-def _kinds(artifacts: list[str], policy: str | None) -> list[tuple[str, str]]:
-    """(runtime, default policy) of each artifact, after checking the arguments."""
+def _formats(artifacts: list[str], policy: str | None) -> list[FormatInfo]:
+    """The format of each artifact, after checking the arguments."""
     from edgekit.validate import default_tolerance
 
     if not artifacts:
@@ -187,7 +187,7 @@ def _kinds(artifacts: list[str], policy: str | None) -> list[tuple[str, str]]:
             default_tolerance(policy)
         except ValueError as exc:
             raise errors.InputError(f"--policy: {exc}") from None
-    return [artifact_kind(a) for a in artifacts]
+    return [artifact_format(a) for a in artifacts]
 
 
 def _check_tolerance_names(spec: ModelSpec, atol: Mapping[str | None, float] | None,
@@ -211,9 +211,10 @@ class _Ctx:
     say: Callable[[str], None]
 
 
-def _one(ctx: _Ctx, prefix: str, path: str, runtime: str, tols: dict[str, Any]) -> tuple[ArtifactResult, dict[str, Any]]:
+def _one(ctx: _Ctx, prefix: str, path: str, fmt: FormatInfo, tols: dict[str, Any]) -> tuple[ArtifactResult, dict[str, Any]]:
     """One artifact: bind its names to the model's, run it, compare it."""
-    row = ArtifactResult(Path(path).suffix.lstrip(".") or "saved_model", Path(path).name, runtime=runtime,
+    runtime = fmt.runtime
+    row = ArtifactResult(fmt.name, Path(path).name, runtime=runtime,
                          path=path, tolerances=tols)
     binding: dict[str, Any] = {}
     missing = unavailable_reason(runtime)
