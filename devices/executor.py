@@ -112,15 +112,19 @@ class DeviceWorkers:
         if name in self._refused:
             raise DeviceUnavailable(self._refused[name])
         p = self.profiles[name]
+        return self._start_for(p)(self, p)
+
+    def _start_for(self, p: Profile) -> Callable[["DeviceWorkers", Profile], Worker]:
         start = self._START.get(p.kind)
         if start is None:
-            raise DeviceUnavailable(f"{name}: the host runs in the main workers")
-        return start(self, p)
+            raise DeviceUnavailable(f"{p.name}: the host runs in the main workers")
+        return start
 
     def run(self, name: str, runtime: str, path: str, feeds: Mapping[str, np.ndarray], repeats: int,
             timeout: float, label: str = "") -> dict[str, Any]:
         p = self.profiles[name]
         tag = f"run:{name}:{label}" if label else f"run:{name}"
+        self._start_for(p)  # a device of a kind that runs here at all
         return route(p, runtime)(self, p, runtime, path, feeds, repeats, timeout, tag)
 
     def close(self) -> None:

@@ -163,3 +163,5 @@ def test_runs_are_routed_by_device_kind_and_runtime():
         dw.run("cuda", "litert", "m.tflite", feeds, 2, 60)
     with pytest.raises(errors.DeviceUnavailable, match="no TensorFlow worker"):
         DeviceWorkers([p["cuda"]], rt, None).run("cuda", "keras", "m.keras", feeds, 2, 60)
+    with pytest.raises(errors.DeviceUnavailable, match="x86-cpu: the host runs in the main workers"):
+        DeviceWorkers([p["x86-cpu"]], rt, tf).run("x86-cpu", "litert", "m.tflite", feeds, 2, 60)
