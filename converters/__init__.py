@@ -40,19 +40,27 @@ class FormatInfo:
     # Operator versions are checked against --target-runtime.
     op_versions: bool = False
 
+    def named(self, name: str) -> bool:
+        """Whether a file name ends in one of this format's suffixes."""
+        return name.lower().endswith(self.suffixes) if self.suffixes else False
+
     def matches(self, path: Path) -> bool:
-        """Whether ``path`` is a file (or directory) of this format, content first."""
+        """Whether ``path`` could be of this format: a directory holding its marker; a file
+        carrying its magic bytes (required where the format has them: a ``.tflite`` without
+        ``TFL3`` is no TFLite file), else a file with its name ending."""
         if self.directory_marker is not None:
             return path.is_dir() and (path / self.directory_marker).is_file()
         if not path.is_file():
             return False
         if self.magic is not None:
             at, want = self.magic
-            with open(path, "rb") as fh:
-                head = fh.read(at + len(want))
-            if head[at:] == want:
-                return True
-        return path.name.lower().endswith(self.suffixes) if self.suffixes else False
+            try:
+                with open(path, "rb") as fh:
+                    head = fh.read(at + len(want))
+            except OSError:  # unreadable: not recognisably anything
+                return False
+            return head[at:] == want
+        return self.named(path.name)
 
 
 FORMATS: dict[str, FormatInfo] = {
@@ -83,13 +91,23 @@ FORMATS: dict[str, FormatInfo] = {
 DEFAULT_OPSET = 17
 
 
-def format_of(path: str | Path) -> FormatInfo | None:
-    """The registered format of a file or directory (content first, then its name), or None.
-    Weights-only files are tried before full HDF5 models: both end in ``.h5``."""
+def format_of(path: str | Path, *, trust_name: bool = False) -> FormatInfo | None:
+    """The registered format of a file or directory, or None: content first (a format whose
+    magic bytes the file carries, the one its name also names where several do), then the
+    name (the longest suffix: ``.weights.h5`` before ``.h5``) among formats without magic.
+
+    ``trust_name``: a file whose content matches nothing is taken for what its name says
+    even where that format has magic bytes (a damaged ``model.tflite``), so that its runtime
+    reports what is wrong with it; without it such a file is of no format."""
     p = Path(path)
-    order = sorted(FORMATS.values(), key=lambda f: -max((len(x) for x in f.suffixes), default=0))
-    return next((f for f in order if f.magic is not None and f.matches(p)), None) or next(
-        (f for f in order if f.matches(p)), None)
+    found = [f for f in FORMATS.values() if f.matches(p)]
+    by_content = [f for f in found if f.magic is not None]
+    if trust_name and not by_content and p.is_file():
+        found = [f for f in FORMATS.values() if f.named(p.name)]
+    named = sorted((f for f in found if f.named(p.name)), key=lambda f: -max(len(x) for x in f.suffixes))
+    if by_content:
+        return next((f for f in named if f in by_content), by_content[0])
+    return named[0] if named else next(iter(found), None)
 
 
 def get_exporter(name: str) -> Any:

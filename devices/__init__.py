@@ -13,14 +13,13 @@ import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from edgekit import errors
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 USER_PROFILES_ENV = "EDGEKIT_DEVICE_PROFILES"  # extra profile files or folders, os.pathsep-separated
 HOST = "x86-cpu"
-_KINDS = ("host", "qemu", "cuda")
 _KEYS = ("name", "description", "kind", "arch", "qemu_cpu", "runtimes", "threads", "tolerance", "emulator")
 
 
@@ -60,8 +59,8 @@ def _load(path: Path) -> Profile:
     for k in ("name", "kind", "arch", "runtimes"):
         if k not in d:
             raise errors.InputError(f"device profile {path}: missing key {k!r}")
-    if d["kind"] not in _KINDS:
-        raise errors.InputError(f"device profile {path}: kind must be one of {', '.join(_KINDS)}")
+    if d["kind"] not in _AVAILABILITY:
+        raise errors.InputError(f"device profile {path}: kind must be one of {', '.join(_AVAILABILITY)}")
     if d["kind"] == "qemu" and not d.get("qemu_cpu"):
         raise errors.InputError(f"device profile {path}: a qemu profile needs qemu_cpu (e.g. cortex-a76)")
     tol = {}
@@ -90,21 +89,34 @@ def load_profiles(extra: list[str] | None = None) -> dict[str, Profile]:
     return out
 
 
-def availability(profile: Profile) -> tuple[bool, str]:
-    """(available, why not / what it is). Cheap: no emulator or GPU process is started."""
-    if profile.kind == "host":
-        m = platform.machine().lower()
-        if profile.arch in (m, {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)):
-            return True, f"native {platform.machine()}"
-        return False, f"this machine is {platform.machine()}, not {profile.arch}"
-    if profile.kind == "qemu":
-        from edgekit.devices.arm import find_env
+def _host_availability(profile: Profile) -> tuple[bool, str]:
+    m = platform.machine().lower()
+    if profile.arch in (m, {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)):
+        return True, f"native {platform.machine()}"
+    return False, f"this machine is {platform.machine()}, not {profile.arch}"
 
-        env, why = find_env(profile)
-        return (env is not None), why
+
+def _qemu_availability(profile: Profile) -> tuple[bool, str]:
+    from edgekit.devices.arm import find_env
+
+    env, why = find_env(profile)
+    return (env is not None), why
+
+
+def _cuda_availability(profile: Profile) -> tuple[bool, str]:
     from edgekit.devices.cuda import cuda_status
 
     return cuda_status()
+
+
+# The device kinds: each -> whether a device of that kind is usable here (and why not / what it is)
+_AVAILABILITY: dict[str, Callable[[Profile], tuple[bool, str]]] = {
+    "host": _host_availability, "qemu": _qemu_availability, "cuda": _cuda_availability}
+
+
+def availability(profile: Profile) -> tuple[bool, str]:
+    """(available, why not / what it is). Cheap: no emulator or GPU process is started."""
+    return _AVAILABILITY[profile.kind](profile)
 
 
 def resolve(spec: str | list[str] | None, profiles: dict[str, Profile] | None = None) -> list[Profile]:

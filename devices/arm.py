@@ -242,6 +242,46 @@ def _du(p: Path) -> int:
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file() and not f.is_symlink())
 
 
+def _build(work: Path, versions: dict[str, str], say: Say) -> tuple[str, dict[str, float]]:
+    """The emulator, the guest userland and the wheels in ``work/env``; returns the qemu
+    version and the seconds each step took."""
+    (work / "env").mkdir()
+    steps = {}
+    t = time.perf_counter()
+    qemu_version = _fetch_emulator(work, say)
+    steps["emulator_s"] = round(time.perf_counter() - t, 1)
+    if int(qemu_version.split(".")[0]) < 8:
+        raise errors.EdgekitError(f"qemu {qemu_version} is too old to trust (needs 8 or newer; see FIELD-NOTES)")
+    t = time.perf_counter()
+    _build_userland(work, say)
+    steps["userland_s"] = round(time.perf_counter() - t, 1)
+    t = time.perf_counter()
+    _install_wheels(work, versions, say)
+    steps["wheels_s"] = round(time.perf_counter() - t, 1)
+    return qemu_version, steps
+
+
+def _self_test_cpus(env: Path, cpus: list[str], say: Say) -> tuple[dict[str, str], dict[str, str]]:
+    """The known-answer self-test as each emulated CPU: (detail per CPU, those refused)."""
+    from edgekit.devices.selftest import self_test
+
+    results, refused = {}, {}
+    for cpu in cpus:
+        say(f"self-test as {cpu}: known answers of float and int8 kernels against the host")
+        w = guest_worker(env, cpu, f"self-test {cpu}")
+        try:
+            ok, detail = self_test(w)
+        finally:
+            w.close()
+        results[cpu] = detail
+        if not ok:
+            refused[cpu] = detail
+            say(f"  REFUSED: {detail}")
+        else:
+            say(f"  ok: {detail}")
+    return results, refused
+
+
 def setup(say: Say | None = None, force: bool = False, cpus: list[str] | None = None) -> dict[str, Any]:
     """Build the environment (a no-op when a complete one for the host's versions exists).
     Returns its description: path, versions, disk used, seconds taken, self-test results."""
@@ -261,36 +301,9 @@ def setup(say: Say | None = None, force: bool = False, cpus: list[str] | None = 
     t0 = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix=".arm64-build-", dir=target.parent))
     try:
-        (work / "env").mkdir()
-        steps = {}
-        t = time.perf_counter()
-        qemu_version = _fetch_emulator(work, say)
-        steps["emulator_s"] = round(time.perf_counter() - t, 1)
-        if int(qemu_version.split(".")[0]) < 8:
-            raise errors.EdgekitError(f"qemu {qemu_version} is too old to trust (needs 8 or newer; see FIELD-NOTES)")
-        t = time.perf_counter()
-        _build_userland(work, say)
-        steps["userland_s"] = round(time.perf_counter() - t, 1)
-        t = time.perf_counter()
-        _install_wheels(work, versions, say)
-        steps["wheels_s"] = round(time.perf_counter() - t, 1)
+        qemu_version, steps = _build(work, versions, say)
         env = work / "env"
-        from edgekit.devices.selftest import self_test
-
-        results, refused = {}, {}
-        for cpu in cpus or ["cortex-a53", "cortex-a72", "cortex-a76", "neoverse-n1"]:
-            say(f"self-test as {cpu}: known answers of float and int8 kernels against the host")
-            w = guest_worker(env, cpu, f"self-test {cpu}")
-            try:
-                ok, detail = self_test(w)
-            finally:
-                w.close()
-            results[cpu] = detail
-            if not ok:
-                refused[cpu] = detail
-                say(f"  REFUSED: {detail}")
-            else:
-                say(f"  ok: {detail}")
+        results, refused = _self_test_cpus(env, cpus or ["cortex-a53", "cortex-a72", "cortex-a76", "neoverse-n1"], say)
         meta = {
             "env_version": ENV_VERSION, "versions": versions, "qemu_version": qemu_version,
             "userland": f"Debian {USERLAND_SUITE} {PYTHON}", "self_test": results, "refused_cpus": refused,

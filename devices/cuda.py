@@ -76,27 +76,9 @@ def run_tf_gpu(runtime: str, path: str, feeds: Mapping[str, np.ndarray], repeats
     tf.config.experimental.enable_tensor_float_32_execution(False)
     from edgekit.runtimes import runner_class
 
-    with tf.device("/GPU:0"):
-        where = _output_devices(runtime, path, feeds)
+    with tf.device("/GPU:0"), runner_class(runtime)(path) as r:  # loaded, and run, on the GPU
+        where = r.output_devices(dict(feeds))
         if not where or not all("GPU" in d for d in where):
             raise DeviceUnavailable(f"TensorFlow placed the outputs on {sorted(where)}, not the GPU")
-        with runner_class(runtime)(path) as r:
-            outputs, stats = r.timed(dict(feeds), repeats)
+        outputs, stats = r.timed(dict(feeds), repeats)
     return {"outputs": outputs, "latency": stats, "device": "/GPU:0"}
-
-
-def _output_devices(runtime: str, path: str, feeds: Mapping[str, np.ndarray]) -> set[str]:
-    """The devices TensorFlow placed the artifact's outputs on (called inside tf.device)."""
-    import tensorflow as tf
-
-    tensors = {k: tf.constant(v) for k, v in feeds.items()}
-    if runtime == "tf-savedmodel":
-        fn = tf.saved_model.load(path).signatures["serving_default"]
-        out = fn(**tensors)
-    else:
-        import keras
-
-        model = keras.saving.load_model(path, compile=False)
-        out = model(tensors if len(tensors) > 1 else next(iter(tensors.values())), training=False)
-    flat = tf.nest.flatten(out)
-    return {t.device for t in flat if hasattr(t, "device")}

@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from edgekit import errors
+from edgekit.converters import FormatInfo, format_of
 from edgekit.feeds import bind, load_arrays, random_feeds
 from edgekit.models.source import ModelSource, detect
 from edgekit.results import ERROR, MISMATCH, PASS, ArtifactResult
@@ -28,25 +29,20 @@ from edgekit.validate.truth import judge
 from edgekit.verdict import check_feeds, reference_truth
 from edgekit.worker import WorkerPool, default_pool
 
-# (runtime, default tolerance policy) per kind of file. Files run by TensorFlow compute the
-# model's own graph ("exact"); LiteRT and ONNX Runtime reorder float arithmetic ("float32").
-_KINDS = {".tflite": ("litert", "float32"), ".onnx": ("onnxruntime", "float32"),
-          ".keras": ("keras", "exact"), ".h5": ("keras", "exact"), "saved_model": ("tf-savedmodel", "exact")}
-
-
-def artifact_kind(path: str) -> tuple[str, str]:
-    """(runtime, policy) for an artifact path; ``InputError`` for anything else."""
+def artifact_format(path: str) -> FormatInfo:
+    """The registered format of an artifact path (its runtime, its default policy);
+    ``InputError`` for anything else. Files run by TensorFlow compute the model's own graph ("exact"); LiteRT
+    and ONNX Runtime reorder float arithmetic ("float32")."""
     p = Path(path)
     if not p.exists():
         raise errors.InputError(f"artifact {path} does not exist")
-    if p.is_dir():
-        if (p / "saved_model.pb").is_file():
-            return _KINDS["saved_model"]
+    fmt = format_of(p, trust_name=True)
+    if fmt is None and p.is_dir():
         raise errors.InputError(f"{path} is a directory without saved_model.pb: pass a SavedModel, .tflite, .onnx, .keras or .h5")
-    if p.suffix.lower() not in _KINDS:
+    if fmt is None:
         raise errors.InputError(f"{path}: unknown artifact type {p.suffix or '(no suffix)'}; "
                                 "expected .tflite, .onnx, .keras, .h5 or a SavedModel directory")
-    return _KINDS[p.suffix.lower()]
+    return fmt
 
 
 def sanitize(name: str) -> str:
@@ -150,18 +146,10 @@ def compare(
     cannot be loaded or run is an ``error`` row.
     """
     from edgekit.pipeline import tolerances_for
-    from edgekit.validate import default_tolerance
 
     t0 = time.perf_counter()
     say = progress or (lambda _m: None)
-    if not artifacts:
-        raise errors.InputError("name at least one artifact to compare")
-    if policy is not None:
-        try:
-            default_tolerance(policy)
-        except ValueError as exc:
-            raise errors.InputError(f"--policy: {exc}") from None
-    kinds = [artifact_kind(a) for a in artifacts]
+    formats = _formats(artifacts, policy)
     source = detect(model, unsafe=unsafe, custom_objects=custom_objects)
     pool = pool or default_pool()
     pool.start()
@@ -171,10 +159,7 @@ def compare(
 
     say(f"loading {source.display}")
     spec = ModelSpec.from_json(tf("inspect_model", tag="load"))
-    for m in (atol or {}, rtol or {}):
-        bad = [k for k in m if k is not None and k not in spec.output_names]
-        if bad:
-            raise errors.InputError(f"tolerance given for unknown output {bad}; the model's outputs are {spec.output_names}")
+    _check_tolerance_names(spec, atol, rtol)
     feeds, info = _feeds(spec, inputs, batch_size, seed, dict(shapes or {}), allow_nonfinite_inputs)
     say(f"reference: {source.display} on {info['source']} inputs, batch {info['batch']}")
     reference, _ = tf("reference", feeds, 0, tag="reference")
@@ -182,13 +167,35 @@ def compare(
         tf, feeds, reference, tolerances_for("float32", spec, dict(atol or {}), dict(rtol or {})), truth, say)
     result = CompareResult(source, spec, [], info, 0.0)
     ctx = _Ctx(pool, spec, feeds, reference, truth_out, note, timeout, unsafe, say)
-    for i, (path, (runtime, default_policy)) in enumerate(zip(artifacts, kinds), 1):
-        tols = tolerances_for(policy or default_policy, spec, dict(atol or {}), dict(rtol or {}))
-        row, binding = _one(ctx, f"[{i}/{len(artifacts)}] {path}", path, runtime, tols)
+    for i, (path, fmt) in enumerate(zip(artifacts, formats), 1):
+        tols = tolerances_for(policy or fmt.policy, spec, dict(atol or {}), dict(rtol or {}))
+        row, binding = _one(ctx, f"[{i}/{len(artifacts)}] {path}", path, fmt, tols)
         result.rows.append(row)
         result.bindings[path] = binding
     result.elapsed_s = time.perf_counter() - t0
     return result
+
+
+def _formats(artifacts: list[str], policy: str | None) -> list[FormatInfo]:
+    """The format of each artifact, after checking the arguments."""
+    from edgekit.validate import default_tolerance
+
+    if not artifacts:
+        raise errors.InputError("name at least one artifact to compare")
+    if policy is not None:
+        try:
+            default_tolerance(policy)
+        except ValueError as exc:
+            raise errors.InputError(f"--policy: {exc}") from None
+    return [artifact_format(a) for a in artifacts]
+
+
+def _check_tolerance_names(spec: ModelSpec, atol: Mapping[str | None, float] | None,
+                           rtol: Mapping[str | None, float] | None) -> None:
+    for m in (atol or {}, rtol or {}):
+        bad = [k for k in m if k is not None and k not in spec.output_names]
+        if bad:
+            raise errors.InputError(f"tolerance given for unknown output {bad}; the model's outputs are {spec.output_names}")
 
 
 @dataclass
@@ -204,9 +211,10 @@ class _Ctx:
     say: Callable[[str], None]
 
 
-def _one(ctx: _Ctx, prefix: str, path: str, runtime: str, tols: dict[str, Any]) -> tuple[ArtifactResult, dict[str, Any]]:
+def _one(ctx: _Ctx, prefix: str, path: str, fmt: FormatInfo, tols: dict[str, Any]) -> tuple[ArtifactResult, dict[str, Any]]:
     """One artifact: bind its names to the model's, run it, compare it."""
-    row = ArtifactResult(Path(path).suffix.lstrip(".") or "saved_model", Path(path).name, runtime=runtime,
+    runtime = fmt.runtime
+    row = ArtifactResult(fmt.name, Path(path).name, runtime=runtime,
                          path=path, tolerances=tols)
     binding: dict[str, Any] = {}
     missing = unavailable_reason(runtime)

@@ -11,25 +11,23 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from edgekit.converters import FormatInfo, format_of
 from edgekit.errors import InputError
 from edgekit.models.source import ModelSource
+from edgekit.runtimes import RUNTIMES
 from edgekit.specs import ModelSpec, TensorSpec
 from edgekit.worker import WorkerPool, default_pool
 
 
+def format_for(path: Path) -> FormatInfo:
+    fmt = format_of(path, trust_name=True)
+    if fmt is None:
+        raise InputError(f"{path} is not an artifact edgekit runs (.keras, .h5, .weights.h5, SavedModel, .tflite, .onnx)")
+    return fmt
+
+
 def runtime_for(path: Path) -> str:
-    if path.is_dir() and (path / "saved_model.pb").exists():
-        return "tf-savedmodel"
-    name = path.name
-    if name.endswith(".weights.h5"):
-        return "keras-weights"
-    if path.suffix in (".keras", ".h5"):
-        return "keras"
-    if path.suffix == ".tflite":
-        return "litert"
-    if path.suffix == ".onnx":
-        return "onnxruntime"
-    raise InputError(f"{path} is not an artifact edgekit runs (.keras, .h5, .weights.h5, SavedModel, .tflite, .onnx)")
+    return format_for(path).runtime
 
 
 def artifacts_of(target: str) -> list[Path]:
@@ -57,16 +55,19 @@ def input_specs(path: Path, pool: WorkerPool) -> tuple[TensorSpec, ...]:
     return _keras_spec(path, pool).inputs
 
 
+# The model source kind that loads a file of each TensorFlow-side format (a weights file is
+# HDF5: loading it says it holds no architecture).
+_SOURCE_KINDS = {"saved_model": "saved_model", "h5": "h5", "weights": "h5"}
+
+
 def _keras_spec(path: Path, pool: WorkerPool) -> ModelSpec:
-    rt = runtime_for(path)
-    kind = "saved_model" if rt == "tf-savedmodel" else ("h5" if path.suffix == ".h5" else "keras")
-    src = ModelSource(kind, str(path.resolve()))
+    src = ModelSource(_SOURCE_KINDS.get(format_for(path).name, "keras"), str(path.resolve()))
     return ModelSpec.from_json(pool.tf.call("edgekit.tasks:inspect_model", src.to_json(), timeout=600, tag="load"))
 
 
 def run(path: Path, feeds: Mapping[str, np.ndarray], pool: WorkerPool) -> dict[str, np.ndarray]:
     rt = runtime_for(path)
-    worker = pool.tf if rt in ("tf-savedmodel", "keras", "keras-weights") else pool.rt
+    worker = pool.tf if RUNTIMES[rt].worker == "tf" else pool.rt
     return worker.call("edgekit.tasks:run_artifact", rt, str(path), dict(feeds), 0, timeout=600, tag=f"run:{path.name}")["outputs"]
 
 

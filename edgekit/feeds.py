@@ -8,8 +8,11 @@ from typing import Mapping
 
 import numpy as np
 
-from edgekit.errors import InputError
+from edgekit.errors import InputError, MissingDependencyError
 from edgekit.specs import TensorSpec
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+_IMAGE_MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # Pillow's mode for each channel count
 
 
 def load_arrays(path: str) -> dict[str, np.ndarray]:
@@ -185,3 +188,23 @@ def random_feeds(specs: tuple[TensorSpec, ...], batch: int = 2, seed: int = 0, s
         if s.dtype == "string":
             raise InputError(f"input {s.name!r} takes strings: pass --inputs with sample texts")
     return {s.name: _draw(s, (batch, *check_dims(s, shapes, max_length, second)), rng) for s in specs}
+
+
+def require_pillow(message: str) -> None:
+    """``MissingDependencyError(message)`` unless Pillow is installed."""
+    try:
+        import PIL.Image  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError(message) from None
+
+
+def image_pixels(path: str | Path, h: int, w: int, c: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """One image file as float32 (h, w, c) pixels scaled to [0, 1] (bilinear resize), and its
+    (width, height) before; ``c`` is 1, 3 or 4 channels. Needs Pillow."""
+    from PIL import Image
+
+    from edgekit.safeparse import open_image
+
+    img = open_image(path, _IMAGE_MODES[c])
+    arr = np.asarray(img.resize((w, h), Image.BILINEAR), dtype=np.float32).reshape(h, w, c) / 255.0
+    return arr, img.size

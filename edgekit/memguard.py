@@ -16,6 +16,7 @@ from typing import IO, Any, Iterable, Mapping
 import numpy as np
 
 from edgekit.errors import InputError
+from edgekit.units import memory_text
 
 # Loading, exporting and checking hold several copies of the weights at once (Keras, the
 # traced graph, the converter's buffers); measured peaks are 4-6x the weights.
@@ -24,10 +25,6 @@ MODEL_FACTOR = 6
 ARRAY_FACTOR = 4
 GiB = 1024**3
 H5_MEMBER_INSPECT_BYTES = 256 * 1024**2
-
-
-def _gib(n: float) -> str:
-    return f"{n / GiB:.1f} GiB" if n >= GiB / 10 else f"{n / 1024**2:.1f} MiB"
 
 
 def available_memory() -> int | None:
@@ -113,8 +110,8 @@ def refuse_if_too_big(what: str, declared: int, factor: int, available: int | No
     avail = available_memory() if available is None else available
     need = declared * factor
     if avail is not None and need > avail:
-        raise InputError(f"{what} declares {_gib(declared)}; working on it needs about {_gib(need)} "
-                         f"({factor}x) and {_gib(avail)} is available: refusing it before allocating")
+        raise InputError(f"{what} declares {memory_text(declared)}; working on it needs about {memory_text(need)} "
+                         f"({factor}x) and {memory_text(avail)} is available: refusing it before allocating")
 
 
 def check_model(kind: str, location: str) -> None:

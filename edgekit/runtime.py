@@ -20,6 +20,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from edgekit.converters import format_of
 from edgekit.errors import InputError, MissingDependencyError, RuntimeFailure
 
 __all__ = ["TensorInfo", "Predictor", "load"]
@@ -309,10 +310,9 @@ def load(path: str | Path, *, threads: int | None = None, xnnpack: bool = True, 
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{path} does not exist or is not a file")
-    with open(p, "rb") as fh:
-        head = fh.read(8)
-    if head[4:8] == b"TFL3":
+    fmt = format_of(p)
+    if fmt is not None and fmt.runtime == "litert":
         return TFLitePredictor(str(p), threads=threads, xnnpack=xnnpack, raw_io=raw_io)
-    if p.suffix == ".onnx" or head[:1] == b"\x08":
+    if fmt is not None and fmt.runtime == "onnxruntime":
         return OnnxPredictor(str(p), threads=threads, raw_io=raw_io)
     raise InputError(f"{path} is neither a TFLite (TFL3) nor an ONNX file")

@@ -1,6 +1,7 @@
 """One way to write each quantity, shared by every command and report.
 
-Sizes are decimal (KB = 1000 bytes), as budgets are written (``max_size = "40 KB"``).
+Sizes are decimal (KB = 1000 bytes), as budgets are written (``max_size = "40 KB"``); memory
+is binary (GiB), as its limits are.
 Accuracy-like metrics are percentages. Top-1 agreement is shown tie-aware (a flip between
 near-tied classes is not counted) and, where it differs, strict, each labelled.
 """
@@ -21,6 +22,13 @@ def size_text(n: int | float | None) -> str:
         if n >= div:
             return f"{n / div:.1f} {unit}"
     return f"{int(n)} B"
+
+
+def memory_text(n: int | float) -> str:
+    """``2**30`` -> ``"1.0 GiB"``: memory (what a process may allocate, what a model declares)
+    in binary units, as the limits it is checked against are set (cgroups, ``ulimit -v``)."""
+    gib = 1024**3
+    return f"{n / gib:.1f} GiB" if n >= gib / 10 else f"{n / 1024**2:.1f} MiB"
 
 
 def is_percent_metric(name: str) -> bool:

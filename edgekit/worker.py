@@ -146,50 +146,61 @@ class Worker:
                 self._conn.send(("call", func, args, kwargs, tag))
             except (BrokenPipeError, ConnectionResetError, OSError):
                 return self._crashed(func, tag)
-            # The step's clock starts when the worker takes the call: starting a fresh worker
-            # (importing TensorFlow on a busy machine) is not the step's time. Startup has
-            # its own, generous limit.
-            deadline = time.monotonic() + max(STARTUP_LIMIT_S, timeout or 0.0)
-            started = False
-            t_call = last_heard = time.monotonic()
-            while True:
-                if heartbeat_s and on_progress is not None and time.monotonic() - last_heard >= heartbeat_s:
-                    last_heard = time.monotonic()
-                    doing = f"{tag or func}" if started else f"the {self.name} worker is importing its libraries"
-                    on_progress(f"... {doing} ({last_heard - t_call:.0f} s)")
-                wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
+            return self._await_reply(func, tag, timeout, on_progress, heartbeat_s)
+
+    def _await_reply(self, func: str, tag: str, timeout: float | None,
+                     on_progress: Callable[[str], None] | None, heartbeat_s: float | None) -> Any:
+        """The sent call's result: progress passed on, a heartbeat while nothing is heard,
+        the worker killed when it outlives its limit."""
+        assert self._conn is not None and self._proc is not None
+        # The step's clock starts when the worker takes the call: starting a fresh worker
+        # (importing TensorFlow on a busy machine) is not the step's time. Startup has
+        # its own, generous limit.
+        deadline = time.monotonic() + max(STARTUP_LIMIT_S, timeout or 0.0)
+        started = False
+        t_call = last_heard = time.monotonic()
+        while True:
+            if heartbeat_s and on_progress is not None and time.monotonic() - last_heard >= heartbeat_s:
+                last_heard = time.monotonic()
+                doing = f"{tag or func}" if started else f"the {self.name} worker is importing its libraries"
+                on_progress(f"... {doing} ({last_heard - t_call:.0f} s)")
+            wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
+            try:
+                ready = self._conn.poll(wait)
+            except (EOFError, OSError):
+                ready = False
+            if ready:
                 try:
-                    ready = self._conn.poll(wait)
-                except (EOFError, OSError):
-                    ready = False
-                if ready:
-                    try:
-                        kind, payload = self._conn.recv()
-                    except (EOFError, OSError, pickle.UnpicklingError):
-                        return self._crashed(func, tag)
-                    last_heard = time.monotonic()
-                    if kind == "started":
-                        started = True
-                        deadline = None if timeout is None else time.monotonic() + timeout
-                        continue
-                    if kind == "progress":
-                        if on_progress is not None:
-                            on_progress(payload)
-                        continue
-                    if kind == "ok":
-                        return payload
-                    raise _rebuild_error(payload)
-                if self._proc.poll() is not None:
+                    kind, payload = self._conn.recv()
+                except (EOFError, OSError, pickle.UnpicklingError):
                     return self._crashed(func, tag)
-                if deadline is not None and time.monotonic() >= deadline:
-                    self.kill()
-                    if not started:
-                        raise errors.WorkerCrashed(
-                            f"the {self.name} worker did not start within {STARTUP_LIMIT_S:g} s "
-                            f"(before {tag or func}) and was stopped")
-                    raise errors.WorkerCrashed(
-                        f"{tag or func} did not finish within {timeout:g} s and was stopped"
-                    )
+                last_heard = time.monotonic()
+                if kind == "started":
+                    started = True
+                    deadline = None if timeout is None else time.monotonic() + timeout
+                    continue
+                if kind == "progress":
+                    if on_progress is not None:
+                        on_progress(payload)
+                    continue
+                if kind == "ok":
+                    return payload
+                raise _rebuild_error(payload)
+            if self._proc.poll() is not None:
+                return self._crashed(func, tag)
+            if deadline is not None and time.monotonic() >= deadline:
+                self._stop_overdue(func, tag, started, timeout)
+
+    def _stop_overdue(self, func: str, tag: str, started: bool, timeout: float | None) -> None:
+        """Kill a worker that outlived its startup or call limit and say which."""
+        self.kill()
+        if not started:
+            raise errors.WorkerCrashed(
+                f"the {self.name} worker did not start within {STARTUP_LIMIT_S:g} s "
+                f"(before {tag or func}) and was stopped")
+        raise errors.WorkerCrashed(
+            f"{tag or func} did not finish within {timeout:g} s and was stopped"
+        )
 
     def _crashed(self, func: str, tag: str) -> Any:
         assert self._proc is not None

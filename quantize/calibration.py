@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import InputError, MissingDependencyError
+from edgekit.errors import InputError
+from edgekit.feeds import IMAGE_SUFFIXES, image_pixels, require_pillow
 from edgekit.specs import TensorSpec
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 LABEL_COLUMNS = {"label", "labels", "y", "target", "class"}
 
 
@@ -93,10 +93,7 @@ def _is_number(s: str) -> bool:
 
 
 def _image_folder(p: Path, specs: tuple[TensorSpec, ...]) -> tuple[dict[str, np.ndarray], str]:
-    try:
-        from PIL import Image
-    except ImportError:
-        raise MissingDependencyError("image calibration data needs Pillow: pip install pillow") from None
+    require_pillow("image calibration data needs Pillow: pip install pillow")
     if len(specs) != 1 or len(specs[0].shape) != 4:
         raise InputError("an image folder calibrates a model with one (batch, H, W, C) input; use an .npz otherwise")
     _, h, w, c = specs[0].shape
@@ -105,13 +102,5 @@ def _image_folder(p: Path, specs: tuple[TensorSpec, ...]) -> tuple[dict[str, np.
     files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise InputError(f"{p} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    mode = {1: "L", 3: "RGB", 4: "RGBA"}[c]
-    from edgekit.safeparse import open_image
-
-    imgs = [np.asarray(open_image(f, mode).resize((w, h), Image.BILINEAR), dtype=np.float32) for f in files]
-    arr = np.stack(imgs).reshape(len(imgs), h, w, c) / 255.0
+    arr = np.stack([image_pixels(f, h, w, c)[0] for f in files])
     return {specs[0].name: arr}, f"{len(files)} images in {p.name} (resized to {w}x{h}, scaled to [0, 1])"
-
-
-def describe_meaning(cal: Any) -> str:
-    return cal.description if cal.meaningful else cal.description + "; quantized results are not meaningful"

@@ -20,19 +20,23 @@ from typing import Any, Mapping
 import numpy as np
 
 
+def channel_nsr(ref: np.ndarray, err: np.ndarray) -> float:
+    """Noise-to-signal of ``err`` against ``ref`` per channel (the last axis; rows are
+    samples), the median over the channels that carry signal at all; 0.0 where none does."""
+    sig = np.sqrt(np.mean(ref ** 2, axis=0))
+    noise = np.sqrt(np.mean(err ** 2, axis=0))
+    live = sig > 1e-6 * (sig.max() + 1e-30)
+    if not live.any():
+        return 0.0
+    return float(np.median(noise[live] / sig[live]))
+
+
 def _nsr(f: np.ndarray, q: np.ndarray, scale: float, zp: int) -> float:
     f64 = np.asarray(f, dtype=np.float64)
     d = (np.asarray(q, dtype=np.float64) - zp) * scale - f64
     if f64.ndim == 0:
         return float(abs(d) / (abs(f64) + 1e-12))
-    fc = f64.reshape(-1, f64.shape[-1])
-    dc = d.reshape(-1, d.shape[-1])
-    sig = np.sqrt(np.mean(fc ** 2, axis=0))
-    noise = np.sqrt(np.mean(dc ** 2, axis=0))
-    live = sig > 1e-6 * (sig.max() + 1e-30)  # channels that carry signal at all
-    if not live.any():
-        return 0.0
-    return float(np.median(noise[live] / sig[live]))
+    return channel_nsr(f64.reshape(-1, f64.shape[-1]), d.reshape(-1, d.shape[-1]))
 
 
 def _db(nsr: float) -> float:

@@ -15,7 +15,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from edgekit.quantize.debug import _db, keras_layer_for
+from edgekit.quantize.debug import _db, channel_nsr, keras_layer_for
+from edgekit.quantize.onnx_quant import calibration_reader
 
 
 def _channel_snr_db(ref: Sequence[np.ndarray], test: Sequence[np.ndarray]) -> float:
@@ -27,33 +28,19 @@ def _channel_snr_db(ref: Sequence[np.ndarray], test: Sequence[np.ndarray]) -> fl
         return np.concatenate(mats)
 
     f, q = rows(ref), rows(test)
-    sig = np.sqrt(np.mean(f ** 2, axis=0))
-    noise = np.sqrt(np.mean((q - f) ** 2, axis=0))
-    live = sig > 1e-6 * (sig.max() + 1e-30)
-    if not live.any():
-        return float("inf")
-    return _db(float(np.median(noise[live] / sig[live])))
+    return _db(channel_nsr(f, q - f))  # no channel with signal: 0.0, +inf dB
 
 
 def onnx_layer_report(float_path: str, qdq_path: str, calibration: Mapping[str, np.ndarray], workdir: str,
                       layer_names: Sequence[str] = (), samples: int = 50) -> list[dict[str, Any]]:
-    from onnxruntime.quantization import CalibrationDataReader
     from onnxruntime.quantization.qdq_loss_debug import (collect_activations, create_activation_matching,
                                                          modify_model_output_intermediate_tensors)
-
-    n = min(samples, int(next(iter(calibration.values())).shape[0]))
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self._it = iter([{k: np.asarray(v[i:i + 1]) for k, v in calibration.items()} for i in range(n)])
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self._it, None)
 
     f_aug, q_aug = os.path.join(workdir, "float_aug.onnx"), os.path.join(workdir, "qdq_aug.onnx")
     modify_model_output_intermediate_tensors(float_path, f_aug)
     modify_model_output_intermediate_tensors(qdq_path, q_aug)
-    match = create_activation_matching(collect_activations(q_aug, Reader()), collect_activations(f_aug, Reader()))
+    match = create_activation_matching(collect_activations(q_aug, calibration_reader(calibration, samples)),
+                                       collect_activations(f_aug, calibration_reader(calibration, samples)))
     total = {name: _channel_snr_db(m["float"], m["post_qdq"]) for name, m in match.items() if m.get("float")}
     producers = _producers(float_path)
     rows = []

@@ -17,10 +17,27 @@ import numpy as np
 from edgekit.errors import ConversionError
 
 
+def calibration_reader(calibration: Mapping[str, np.ndarray], limit: int | None = None) -> Any:
+    """An ONNX Runtime ``CalibrationDataReader`` that feeds the samples of ``calibration`` (by
+    input name) one at a time, the first ``limit`` of them where given; a fresh one each call."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    n = int(next(iter(calibration.values())).shape[0])
+    n = n if limit is None else min(limit, n)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter([{k: np.asarray(v[i:i + 1]) for k, v in calibration.items()} for i in range(n)])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._it, None)
+
+    return Reader()
+
+
 def quantize(float_path: str, out_path: str, recipe_json: dict[str, Any],
              calibration: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_dynamic, quantize_static)
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     from edgekit.fsutil import move_into_place
     from edgekit.quantize.recipes import Approach, Recipe
@@ -48,16 +65,7 @@ def quantize(float_path: str, out_path: str, recipe_json: dict[str, Any],
                     raise ConversionError("ONNX static quantization needs calibration data")
                 method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                           "percentile": CalibrationMethod.Percentile}[recipe.calibration_method or "minmax"]
-
-                class Reader(CalibrationDataReader):
-                    def __init__(self) -> None:
-                        n = int(next(iter(calibration.values())).shape[0])
-                        self._it = iter([{k: np.asarray(v[i:i + 1]) for k, v in calibration.items()} for i in range(n)])
-
-                    def get_next(self) -> dict[str, np.ndarray] | None:
-                        return next(self._it, None)
-
-                quantize_static(src, out_tmp, Reader(), quant_format=QuantFormat.QDQ,
+                quantize_static(src, out_tmp, calibration_reader(calibration), quant_format=QuantFormat.QDQ,
                                 activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                                 calibrate_method=method)
             else:

@@ -15,14 +15,11 @@ import click
 import numpy as np
 
 from edgekit.cli.options import aliased
-from edgekit.errors import InputError, MissingDependencyError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
-
+from edgekit.errors import InputError
 
 def read_inputs(path: str, predictor: Any) -> tuple[dict[str, np.ndarray], str]:
     """Arrays by input name from .npz/.npy or an image file; returns them and a note."""
-    from edgekit.feeds import load_arrays
+    from edgekit.feeds import IMAGE_SUFFIXES, load_arrays
 
     p = Path(path)
     if p.suffix.lower() in IMAGE_SUFFIXES:
@@ -35,14 +32,8 @@ def check_inputs(arrays: dict[str, np.ndarray], predictor: Any) -> dict[str, np.
     the same one-line exit-2 messages as ``predict`` (not the runtime's own, which name
     internal nodes or are cut off)."""
     from edgekit.feeds import bind
-    from edgekit.specs import TensorSpec
 
-    specs = tuple(
-        TensorSpec(t.name, tuple(None if d < 0 else d for d in t.shape),
-                   "float32" if t.quantized and not predictor.raw_io else t.dtype)
-        for t in predictor.inputs
-    )
-    return bind(arrays, specs, source="--inputs")
+    return bind(arrays, _input_specs(predictor), source="--inputs")
 
 
 def read_texts(artifact: str, texts: list[str], path: str | None) -> tuple[dict[str, np.ndarray], str]:
@@ -72,10 +63,9 @@ def read_texts(artifact: str, texts: list[str], path: str | None) -> tuple[dict[
 
 def read_image(p: Path, predictor: Any) -> tuple[dict[str, np.ndarray], str]:
     """One image as a batch of 1, resized to the model's (H, W, C) input, scaled to [0, 1]."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise MissingDependencyError("reading images needs Pillow: pip install pillow (or pass an .npy array)") from None
+    from edgekit.feeds import image_pixels, require_pillow
+
+    require_pillow("reading images needs Pillow: pip install pillow (or pass an .npy array)")
     images = [t for t in predictor.inputs if len(t.shape) == 4]
     if len(predictor.inputs) != 1 or not images:
         raise InputError(f"an image can feed a model with one (batch, H, W, C) input; this one has {predictor.inputs}")
@@ -83,13 +73,8 @@ def read_image(p: Path, predictor: Any) -> tuple[dict[str, np.ndarray], str]:
     _, h, w, c = t.shape
     if h <= 0 or w <= 0 or c not in (1, 3, 4):
         raise InputError(f"input {t.name!r} has shape {t.shape}: need a fixed (H, W) and 1, 3 or 4 channels for an image")
-    from edgekit.safeparse import open_image
-
-    img = open_image(p, {1: "L", 3: "RGB", 4: "RGBA"}[c])
-    src = img.size
-    img = img.resize((w, h), Image.BILINEAR)
-    arr = np.asarray(img, dtype=np.float32).reshape(1, h, w, c) / 255.0
-    return {t.name: arr}, f"image {p.name} {src[0]}x{src[1]} resized to {w}x{h}, {c} channel(s), scaled to [0, 1]"
+    arr, src = image_pixels(p, h, w, c)
+    return {t.name: arr[None]}, f"image {p.name} {src[0]}x{src[1]} resized to {w}x{h}, {c} channel(s), scaled to [0, 1]"
 
 
 def _is_classifier(a: np.ndarray) -> bool:
@@ -162,38 +147,33 @@ def run(artifact: str, input_path: str | None, texts: tuple[str, ...], output_pa
         click.echo(f"outputs written to {output_path}", err=True)
 
 
+def _input_specs(predictor: Any) -> tuple[Any, ...]:
+    """The artifact's inputs as TensorSpecs: float32 where a quantized input takes floats."""
+    from edgekit.specs import TensorSpec
+
+    return tuple(
+        TensorSpec(t.name, tuple(None if d < 0 else d for d in t.shape),
+                   "float32" if t.quantized and not predictor.raw_io else t.dtype)
+        for t in predictor.inputs
+    )
+
+
 def _random_inputs(pred: Any, batch: int, seed: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    out = {}
+    """Seeded random inputs of the artifact's shapes (``feeds.random_feeds``), at ``batch``
+    unless an input fixes another batch size."""
+    from edgekit.feeds import random_feeds
+
     for t in pred.inputs:
-        dims = list(t.shape)
-        if dims and dims[0] == -1:
-            dims[0] = batch
-        elif dims:
-            dims[0] = batch if dims[0] in (1, batch) else dims[0]
-        if any(d < 0 for d in dims):
+        if any(d < 0 for d in t.shape[1:]):
             raise InputError(f"input {t.name!r} has dynamic dimensions {t.shape}: pass --input with real arrays")
-        dt = np.dtype(t.dtype)
-        if dt.kind in "iu" and not t.quantized:
-            out[t.name] = rng.integers(0, 10, size=dims).astype(dt)
-        else:
-            out[t.name] = rng.standard_normal(dims).astype(np.float32)
-    return out
+    fixed = [t.shape[0] for t in pred.inputs if t.shape and t.shape[0] not in (-1, 1, batch)]
+    return random_feeds(_input_specs(pred), fixed[0] if fixed else batch, seed)
 
 
 def bench_predictor(pred: Any, feeds: dict[str, np.ndarray], runs: int, warmup: int) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    pred.predict(feeds)
-    first_ms = (time.perf_counter() - t0) * 1e3
-    for _ in range(warmup):
-        pred.predict(feeds)
-    times = []
-    t_all = time.perf_counter()
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        pred.predict(feeds)
-        times.append((time.perf_counter() - t0) * 1e3)
-    total = time.perf_counter() - t_all
+    from edgekit.runtimes.base import measure
+
+    _, first_ms, times, total = measure(lambda: pred.predict(feeds), runs, warmup)
     q = np.percentile(times, [50, 90, 99])
     batch = int(next(iter(feeds.values())).shape[0]) if feeds else 1
     return {
@@ -251,6 +231,7 @@ def bench(artifact: str, threads: int | None, batch: int, runs: int, warmup: int
 def inspect(artifact: str, runtime_spec: str | None, as_json: bool) -> None:
     """Describe ARTIFACT: inputs/outputs, operators and versions, Flex/custom ops, quantization,
     size; with --runtime, the operators that runtime cannot execute (exit 3 if any)."""
+    from edgekit.converters import format_of
     from edgekit.fsutil import sha256_of
 
     p = Path(artifact)
@@ -258,9 +239,10 @@ def inspect(artifact: str, runtime_spec: str | None, as_json: bool) -> None:
         raise InputError(f"{artifact} does not exist or is not a file")
     data = p.read_bytes()
     info: dict[str, Any] = {"artifact": str(p), "size": len(data), "sha256": sha256_of(p)}
-    if data[4:8] == b"TFL3":
+    fmt = format_of(p)
+    if fmt is not None and fmt.runtime == "litert":
         info.update(_inspect_tflite(data, runtime_spec))
-    elif p.suffix == ".onnx":
+    elif fmt is not None and fmt.runtime == "onnxruntime":
         if runtime_spec:
             raise InputError("--runtime checks TFLite operator versions; this is an ONNX file")
         info.update(_inspect_onnx(str(p)))

@@ -20,7 +20,6 @@ from edgekit.safeparse import load_json
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
-TFLITE_MAGIC_OFFSET = 4
 # Layers whose loading deserializes Python code.
 CODE_LAYERS = {"Lambda"}
 # Uncompressed size above which a .keras archive is refused (a zip bomb, not a model).
@@ -84,7 +83,11 @@ def detect(arg: str, unsafe: bool = False, custom_objects: str | None = None) ->
         if not f.is_file():
             raise InputError(f"builder module {f} does not exist")
         return ModelSource("builder", str(f.resolve()), m["func"], unsafe=unsafe)
+    return _detect_path(arg, unsafe)
 
+
+def _detect_path(arg: str, unsafe: bool) -> ModelSource:
+    """A model file or SavedModel directory, told by its first bytes."""
     p = Path(arg)
     if not p.exists():
         raise InputError(f"model {arg} does not exist (expected a .keras, .h5 file or a SavedModel directory)")
@@ -120,12 +123,20 @@ def detect(arg: str, unsafe: bool = False, custom_objects: str | None = None) ->
             raise InputError(f"{arg} is a Keras v3 (.keras zip) archive named {suffix}: rename it to .keras")
         _check_keras_archive(p, unsafe)
         return ModelSource("keras", str(p.resolve()), unsafe=unsafe)
-    if head[TFLITE_MAGIC_OFFSET:TFLITE_MAGIC_OFFSET + 4] == b"TFL3":
-        raise InputError(f"{arg} is a TFLite model, not a Keras model: convert takes the Keras model it came from")
-    if p.suffix == ".onnx":
-        raise InputError(f"{arg} is an ONNX model, not a Keras model: convert takes the Keras model it came from")
+    raise _not_a_model(arg, p, head)
+
+
+def _not_a_model(arg: str, p: Path, head: bytes) -> InputError:
+    """The error for a file that is no Keras model: what it is instead, where that is known."""
+    from edgekit.converters import format_of
+
+    fmt = format_of(p, trust_name=True)
+    if fmt is not None and fmt.name == "tflite":
+        return InputError(f"{arg} is a TFLite model, not a Keras model: convert takes the Keras model it came from")
+    if fmt is not None and fmt.name == "onnx":
+        return InputError(f"{arg} is an ONNX model, not a Keras model: convert takes the Keras model it came from")
     kind = "text" if all(32 <= b < 127 or b in (9, 10, 13) for b in head) else "binary"
-    raise InputError(
+    return InputError(
         f"{arg} is not a Keras model ({kind} file, neither a .keras zip archive nor HDF5): pass a .keras, .h5 or SavedModel"
     )
 

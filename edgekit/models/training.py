@@ -326,6 +326,31 @@ def _prepared(model: Any, cfg: dict[str, Any], x_train: Any, y_train: Any, x_tes
     return xtr, xte, ytr, yte, losses, metrics
 
 
+def _call(model: Any, batch: list[Any], training: bool) -> Any:
+    return model(batch if len(batch) > 1 else batch[0], training=training)
+
+
+def _gradient_step(model: Any, loss_fn: Any, clip: float | None) -> Any:
+    """One compiled training step: loss (plus the model's own losses), gradients clipped by
+    global norm where asked, applied by the model's optimizer; returns (loss, predictions)."""
+    import tensorflow as tf
+
+    opt = model.optimizer
+
+    @tf.function(reduce_retracing=True)
+    def step(batch: list[Any], yb: Any) -> Any:
+        with tf.GradientTape() as tape:
+            pred = _call(model, batch, True)
+            loss = tf.reduce_mean(loss_fn(yb, pred)) + tf.add_n(model.losses) if model.losses else tf.reduce_mean(loss_fn(yb, pred))
+        grads = tape.gradient(loss, model.trainable_variables)
+        if clip:
+            grads, _ = tf.clip_by_global_norm(grads, clip)
+        opt.apply_gradients(zip(grads, model.trainable_variables))
+        return loss, pred
+
+    return step
+
+
 def _custom_loop(model: Any, cfg: dict[str, Any], x: Any, y: np.ndarray, callbacks: list[Any]) -> dict[str, list[float]]:
     """The guide's custom training loop: an explicit tf.GradientTape step (optional gradient
     clipping by global norm), driving the same Keras callbacks as fit."""
@@ -338,24 +363,8 @@ def _custom_loop(model: Any, cfg: dict[str, Any], x: Any, y: np.ndarray, callbac
     order = np.random.default_rng(cfg["seed"]).permutation(n)
     tr, va = order[: n - n_val], order[n - n_val:]
     loss_fn = keras.losses.get(cfg["loss"])
-    opt = model.optimizer
-    clip = cfg.get("clip_norm")
     train_metrics, val_metrics = _metrics(cfg), _metrics(cfg)
-
-    def call(batch: list[Any], training: bool) -> Any:
-        return model(batch if len(batch) > 1 else batch[0], training=training)
-
-    @tf.function(reduce_retracing=True)
-    def step(batch: list[Any], yb: Any) -> Any:
-        with tf.GradientTape() as tape:
-            pred = call(batch, True)
-            loss = tf.reduce_mean(loss_fn(yb, pred)) + tf.add_n(model.losses) if model.losses else tf.reduce_mean(loss_fn(yb, pred))
-        grads = tape.gradient(loss, model.trainable_variables)
-        if clip:
-            grads, _ = tf.clip_by_global_norm(grads, clip)
-        opt.apply_gradients(zip(grads, model.trainable_variables))
-        return loss, pred
-
+    step = _gradient_step(model, loss_fn, cfg.get("clip_norm"))
     cb = keras.callbacks.CallbackList(callbacks, model=model, epochs=cfg["epochs"])
     history: dict[str, list[float]] = {}
     model.stop_training = False
@@ -375,7 +384,7 @@ def _custom_loop(model: Any, cfg: dict[str, Any], x: Any, y: np.ndarray, callbac
                 m.update_state(y[b], pred)
         logs = {"loss": float(np.mean(losses)), **{m.name: float(m.result()) for m in train_metrics}}
         if len(va):
-            pred = call([a[va] for a in xs], False)
+            pred = _call(model, [a[va] for a in xs], False)
             logs["val_loss"] = float(tf.reduce_mean(loss_fn(y[va], pred)))
             for m in val_metrics:
                 m.update_state(y[va], pred)

@@ -78,16 +78,26 @@ class Runner:
         raise NotImplementedError
 
 
-def time_calls(fn: Callable[[], Any], repeats: int) -> tuple[Any, dict[str, float]]:
-    """The first call's result, its latency and the median of ``repeats`` more (milliseconds)."""
+def measure(fn: Callable[[], Any], runs: int, warmup: int = 0) -> tuple[Any, float, list[float], float]:
+    """``fn``'s first result and that call's latency, then ``warmup`` untimed calls and ``runs``
+    timed ones: (result, first ms, each timed call's ms, seconds all timed calls took)."""
     t0 = time.perf_counter()
     out = fn()
     first = (time.perf_counter() - t0) * 1e3
+    for _ in range(warmup):
+        fn()
     times = []
-    for _ in range(max(0, repeats)):
+    t_all = time.perf_counter()
+    for _ in range(max(0, runs)):
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
+    return out, first, times, time.perf_counter() - t_all
+
+
+def time_calls(fn: Callable[[], Any], repeats: int) -> tuple[Any, dict[str, float]]:
+    """The first call's result, its latency and the median of ``repeats`` more (milliseconds)."""
+    out, first, times, _ = measure(fn, repeats)
     return out, {"first_ms": first, "median_ms": statistics.median(times) if times else first, "runs": len(times)}
 
 

@@ -10,7 +10,24 @@ from edgekit.errors import RuntimeFailure
 from edgekit.runtimes.base import Runner, _line
 
 
-class SavedModelRunner(Runner):
+class _TFRunner(Runner):
+    """A runner whose outputs are TensorFlow tensors before they become arrays."""
+
+    def _outputs(self, feeds: dict[str, np.ndarray]) -> dict[str, object]:
+        raise NotImplementedError
+
+    def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v) for k, v in self._outputs(feeds).items()}
+
+    def output_devices(self, feeds: dict[str, np.ndarray]) -> set[str]:
+        """The devices TensorFlow placed the outputs of one call on (the GPU check)."""
+        import tensorflow as tf
+
+        self.load()
+        return {t.device for t in tf.nest.flatten(self._outputs(feeds)) if hasattr(t, "device")}
+
+
+class SavedModelRunner(_TFRunner):
     """``tf.saved_model.load`` and the ``serving_default`` signature, called by keyword."""
 
     name = "tf-savedmodel"
@@ -34,14 +51,13 @@ class SavedModelRunner(Runner):
         self.load()
         return self._names
 
-    def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _outputs(self, feeds: dict[str, np.ndarray]) -> dict[str, object]:
         import tensorflow as tf
 
-        out = self._sig(**{n: tf.constant(a.astype(self._dtypes[n], copy=False)) for n, a in feeds.items()})
-        return {k: v.numpy() for k, v in out.items()}
+        return dict(self._sig(**{n: tf.constant(a.astype(self._dtypes[n], copy=False)) for n, a in feeds.items()}))
 
 
-class KerasFileRunner(Runner):
+class KerasFileRunner(_TFRunner):
     """A ``.keras`` or ``.h5`` file reloaded by Keras (safe mode, no compile state)."""
 
     name = "keras"
@@ -57,8 +73,10 @@ class KerasFileRunner(Runner):
                 self._model = keras.saving.load_model(self.path, compile=False, custom_objects=self._custom(),
                                                       safe_mode=not self.options.get("unsafe"))
             except Exception as exc:  # noqa: BLE001
+                from edgekit.converters import FORMATS, format_of
+
                 hint = ""
-                if self.path.endswith(".h5"):
+                if format_of(self.path, trust_name=True) is FORMATS["h5"]:
                     hint = " (legacy HDF5 cannot represent every Keras 3 model, e.g. keras.ops calls in a functional graph; ship model.keras)"
                 raise RuntimeFailure(f"Keras could not reload {self.path}: {_line(exc)}{hint}") from None
         self._names = io_names(self._model)
@@ -91,12 +109,12 @@ class KerasFileRunner(Runner):
                       f"bound in declared order to {', '.join(w_in + w_out)}"]
         return w_in, w_out
 
-    def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from edgekit.models.keras_io import call
+    def _outputs(self, feeds: dict[str, np.ndarray]) -> dict[str, object]:
+        from edgekit.models.keras_io import call_symbolic
 
         got_in, got_out = self._names
         w_in, w_out = self._expected()
-        out = call(self._model, {g: feeds[w] for g, w in zip(got_in, w_in)}, got_in, got_out)
+        out = call_symbolic(self._model, {g: feeds[w] for g, w in zip(got_in, w_in)}, got_in, got_out)
         return {w: out[g] for g, w in zip(got_out, w_out)}
 
 

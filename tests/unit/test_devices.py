@@ -116,3 +116,52 @@ def test_a_partial_arm_environment_is_not_used(tmp_path, monkeypatch):
     (tmp_path / "env.json").write_text(json.dumps({"env_version": ENV_VERSION, "versions": {"numpy": "1.0"}}))
     env, why = find_env()
     assert env is None and "run 'edgekit devices setup arm64' again" in why  # built for other versions
+
+
+def test_every_runtime_a_device_lists_has_a_route():
+    from edgekit.devices.executor import ROUTES
+
+    for p in load_profiles().values():
+        if p.kind != "host":
+            assert [rt for rt in p.runtimes if (p.kind, rt) not in ROUTES] == [], p.name
+
+
+class _Recorder:
+    """A stand-in worker: records what it was asked to run."""
+
+    def __init__(self, name):
+        self.name, self.calls = name, []
+
+    def call(self, task, *args, timeout=None, tag=""):
+        self.calls.append((task, tag))
+        return {"worker": self.name, "task": task, "args": args}
+
+    def close(self):
+        pass
+
+
+def test_runs_are_routed_by_device_kind_and_runtime():
+    from edgekit.devices.executor import DeviceWorkers
+
+    p = load_profiles()
+    rt, tf, guest = _Recorder("rt"), _Recorder("tf"), _Recorder("guest")
+    dw = DeviceWorkers([p["cuda"], p["arm64-cortex-a76"]], rt, tf)
+    dw._workers["arm64-cortex-a76"] = guest
+    dw._checked.add("arm64-cortex-a76")  # as if its self-test had passed
+    feeds = {"x": np.zeros((1, 2), np.float32)}
+    res = dw.run("cuda", "onnxruntime", "m.onnx", feeds, 3, 60, label="onnx")
+    assert (res["worker"], res["task"], res["args"][0]) == ("rt", "edgekit.devices.cuda:run_onnx_cuda", "m.onnx")
+    for runtime in ("tf-savedmodel", "keras"):
+        res = dw.run("cuda", runtime, "m", feeds, 3, 60)
+        assert (res["worker"], res["task"], res["args"][0]) == ("tf", "edgekit.devices.cuda:run_tf_gpu", runtime)
+    res = dw.run("arm64-cortex-a76", "litert", "m.tflite", feeds, 2, 60, label="tflite")
+    assert (res["worker"], res["task"]) == ("guest", "edgekit.tasks:run_artifact")
+    assert res["args"][0] == "litert" and res["args"][-1] == {"threads": 1}  # the profile's threads, for LiteRT
+    assert dw.run("arm64-cortex-a76", "onnxruntime", "m.onnx", feeds, 2, 60)["args"][-1] == {}
+    assert guest.calls[0][1] == "run:arm64-cortex-a76:tflite" and rt.calls[0][1] == "run:cuda:onnx"
+    with pytest.raises(errors.DeviceUnavailable, match="has no way to run litert"):
+        dw.run("cuda", "litert", "m.tflite", feeds, 2, 60)
+    with pytest.raises(errors.DeviceUnavailable, match="no TensorFlow worker"):
+        DeviceWorkers([p["cuda"]], rt, None).run("cuda", "keras", "m.keras", feeds, 2, 60)
+    with pytest.raises(errors.DeviceUnavailable, match="x86-cpu: the host runs in the main workers"):
+        DeviceWorkers([p["x86-cpu"]], rt, tf).run("x86-cpu", "litert", "m.tflite", feeds, 2, 60)
