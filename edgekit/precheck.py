@@ -26,7 +26,9 @@ _AUTO_NAME = re.compile(r"^(input_layer|input|keras_tensor)(_\d+)?$")
 def keras_input_specs(path: str | Path) -> tuple[TensorSpec, ...] | None:
     """The inputs a ``.keras`` file declares, or ``None`` when they cannot be read reliably."""
     p = Path(path)
-    if p.suffix != ".keras" or not p.is_file():
+    from edgekit.converters import FORMATS, format_of
+
+    if not p.is_file() or format_of(p) is not FORMATS["keras"]:
         return None
     try:
         with zipfile.ZipFile(p) as zf:

@@ -19,7 +19,6 @@ from typing import Any, Callable
 from edgekit import errors
 from edgekit.options import CONFIG, ConvertOptions
 
-CONFIG_NAMES = ("edgekit.toml", "pyproject.toml")
 DEFAULT_OUT = "edgekit-check"
 DEFAULT_GOLDEN_DIR = "golden"
 HOST = "x86-cpu"

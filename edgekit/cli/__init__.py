@@ -26,8 +26,13 @@ def _needs_converter(command: str, target: str | None = None) -> None:
 
     ``target``: an artifact that LiteRT or ONNX Runtime runs needs no converter.
     """
-    if target is not None and Path(target).suffix in (".tflite", ".onnx"):
-        return
+    if target is not None:
+        from edgekit.converters import format_of
+        from edgekit.runtimes import RUNTIMES
+
+        fmt = format_of(target, trust_name=True)
+        if fmt is not None and RUNTIMES[fmt.runtime].worker == "rt":
+            return
     from edgekit.extras import require_converter
 
     require_converter(command)
