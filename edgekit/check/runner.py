@@ -108,7 +108,8 @@ def cache_key(case: ModelCase, golden_meta: dict[str, Any] | None, tools: dict[s
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _ms(lat: dict[str, Any] | None) -> float | None:
+def median_ms(lat: dict[str, Any] | None) -> float | None:
+    """The median of a latency record (None when there is none)."""
     return None if not lat else lat.get("median_ms")
 
 
@@ -166,7 +167,7 @@ def _new_case(model: ModelCase, art: dict[str, Any], device: str, cell: Cell | N
         "model": model.name, "artifact": art["label"], "format": art["format"], "device": device,
         "runtime": art.get("runtime"), "status": CaseStatus.PASS, "kind": None, "messages": [],
         "emulated": bool(cell and cell.emulated),
-        "size": art.get("size"), "latency_ms": _ms(art.get("latency") if host else (cell.latency if cell else None)),
+        "size": art.get("size"), "latency_ms": median_ms(art.get("latency") if host else (cell.latency if cell else None)),
         "convert_s": art.get("convert_s"),
         "max_abs": stats["max_abs"], "max_rel": stats["max_rel"], "min_snr_db": stats["min_snr_db"],
         "agreement": _agreement(comp), **_top1_fields(comp),
@@ -510,7 +511,7 @@ class CheckRun:
                 cases.append(judge(m, art, dev, manifest, self.baseline, self.cfg))
         info["elapsed_s"] = round(time.perf_counter() - t0, 3)
         info["manifest"] = os.path.relpath(self.out / "models" / m.name / "manifest.json", self.out)
-        info["reference_latency_ms"] = _ms(manifest.get("reference_latency"))
+        info["reference_latency_ms"] = median_ms(manifest.get("reference_latency"))
         info["evaluation"] = manifest.get("evaluation")
         for c in cases:
             c["cached"] = info["cached"]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.check.config import CheckConfig, ModelCase
-from edgekit.check.runner import REPORT_VERSION, _ms, finish, judge
+from edgekit.check.runner import REPORT_VERSION, finish, judge, median_ms
 from edgekit.fsutil import atomic_write_bytes, atomic_write_json
 from edgekit.report.html import html_report
 from edgekit.report.junit import junit_xml
@@ -69,7 +69,7 @@ def convert_report(result: Any, model: str) -> dict[str, Any]:
     info = {"name": name, "source": model, "out": str(result.out_dir), "cached": False,
             "convert_elapsed_s": result.elapsed_s, "golden": None, "error": None,
             "manifest": str(Path(result.out_dir) / "manifest.json"),
-            "reference_latency_ms": _ms(manifest.get("reference_latency")), "evaluation": manifest.get("evaluation")}
+            "reference_latency_ms": median_ms(manifest.get("reference_latency")), "evaluation": manifest.get("evaluation")}
     report = {
         "report_version": REPORT_VERSION, "command": "convert",
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
