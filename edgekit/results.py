@@ -41,6 +41,31 @@ class Status(StrEnum):
 _LABELS = {Status.PASS: "PASS", Status.MISMATCH: "FAIL", Status.ERROR: "ERROR", Status.SKIPPED: "n/a",
            Status.REJECTED: "REJECTED", Status.UNAVAILABLE: "UNAVAILABLE", Status.NOT_APPLICABLE: "n/a"}
 
+
+class CaseStatus(StrEnum):
+    """The outcome of one ``edgekit check`` case (model x artifact x device), as its reports
+    store it. Coarser than ``Status``, and judged from it: a row's or cell's ``mismatch`` and
+    any budget, golden or regression breach are all one ``fail`` (exit code 3); ``error`` and
+    ``unavailable`` are an ``error`` (exit 1); ``skipped``, ``rejected`` and ``n/a`` are
+    ``skipped``. A separate enum rather than more ``Status`` members because ``fail`` is a
+    verdict over several checks, which no row or cell ever holds; the shared values
+    (``pass``, ``error``, ``skipped``) are the same strings, so each compares equal to its
+    ``Status`` namesake."""
+
+    PASS = "pass"
+    FAIL = "fail"  # a tolerance, budget, golden or regression breach
+    ERROR = "error"  # the artifact could not be produced or run
+    SKIPPED = "skipped"  # not applicable, not run on this device, or not kept
+
+    @property
+    def label(self) -> str:
+        """How the check reports print it."""
+        return _CASE_LABELS[self]
+
+
+_CASE_LABELS = {CaseStatus.PASS: "PASS", CaseStatus.FAIL: "FAIL", CaseStatus.ERROR: "ERROR",
+                CaseStatus.SKIPPED: "skip"}
+
 PASS, MISMATCH, ERROR, SKIPPED, REJECTED = Status.PASS, Status.MISMATCH, Status.ERROR, Status.SKIPPED, Status.REJECTED
 UNAVAILABLE, NOT_APPLICABLE = Status.UNAVAILABLE, Status.NOT_APPLICABLE
 # Check inputs taken from --eval-data or --calibration data when no --inputs are given.

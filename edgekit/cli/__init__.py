@@ -118,7 +118,7 @@ def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: s
     click.echo(render(result), err=json_path == "-")
     if explain:
         _explain(model, result, quant, unsafe, quiet)
-    from edgekit.check.convert_report import write_convert_reports
+    from edgekit.report.write import write_convert_reports
 
     written = write_convert_reports(result, model, json_path, md_path, html_path)
     if written:

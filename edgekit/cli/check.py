@@ -53,7 +53,8 @@ def check_cmd(config: str | None, out_dir: str | None, update_golden: bool, base
                 golden or regression check failed.
     """
     from edgekit.check.config import config_path, load_config, unsafe_allowed
-    from edgekit.check.reports import console_table, write_reports
+    from edgekit.report.cases import console_table
+    from edgekit.report.write import write_reports
     from edgekit.check.runner import CheckRun, parse_shard
     from edgekit.cli import _needs_converter, _progress
 
@@ -95,7 +96,8 @@ def merge_cmd(reports: tuple[str, ...], out_dir: str, json_path: str | None, jun
               html_path: str | None, quiet: bool) -> None:
     """Join the report.json of each shard of one `edgekit check --shard K/N` run into one
     report and one exit code (models no shard covered make it fail)."""
-    from edgekit.check.reports import console_table, write_reports
+    from edgekit.report.cases import console_table
+    from edgekit.report.write import write_reports
     from edgekit.check.runner import merge_reports
 
     merged = merge_reports(list(reports))

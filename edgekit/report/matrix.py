@@ -8,7 +8,7 @@ from edgekit.units import agreement_text, size_text, worst
 
 if TYPE_CHECKING:
     from edgekit.pipeline import ConvertResult
-    from edgekit.results import Cell
+    from edgekit.results import ArtifactResult, Cell
 
 
 def human_size(n: int | None) -> str:
@@ -63,60 +63,58 @@ def truth_lines(info: dict | None) -> list[str]:
     return [line]
 
 
-def render(result: "ConvertResult") -> str:
-    task = result.eval_info is not None
+def _head(result: "ConvertResult") -> list[str]:
     head = ["artifact", "size", "x f32", "convert", "latency", "max|d|", "max rel", "vs f64", "SNR dB", "top-1"]
-    if task:
+    if result.eval_info is not None:
         several = len(result.eval_info.get("outputs") or {}) > 1
         head += ["task metric" if several else result.eval_info["metric"][:4], "drop"]
-    head += ["criterion", "result"]
-    rows = []
-    for r in result.rows:
-        name = r.filename or r.format
-        if r.format == "saved_model":
-            name += "/"
-        tol = next(iter(r.tolerances.values()), None)
-        c = r.comparison
-        ref_size = result.float_size(r.format) if r.recipe is not None else None
-        snr = c.min_snr_db if c is not None else None
-        row = [
-            name,
-            human_size(r.size),
-            f"{r.size / ref_size:.2f}" if (ref_size and r.size) else "-",
-            "-" if r.convert_s is None else f"{r.convert_s:.1f} s",
-            "-" if not r.latency else f"{r.latency['median_ms']:.2f} ms",
-            _num(c.max_abs if c is not None else None),
-            _num(c.max_rel if c is not None else None),
-            truth_cell(c),
-            "-" if snr is None else ("inf" if snr == float("inf") else f"{snr:.1f}"),
-            _top1(c),
-        ]
-        if task:
-            row += _task_cells(r.task)
-        crit = "-" if tol is None else tol.short()
-        if task and r.recipe is not None and result.eval_info.get("max_accuracy_drop") is not None:
-            crit = f"drop<={result.eval_info['max_accuracy_drop']:g}"
-        row += [crit, Status(r.status).label]
-        rows.append(row)
+    return head + ["criterion", "result"]
+
+
+def _row(result: "ConvertResult", r: "ArtifactResult") -> list[str]:
+    """One artifact's line: its size, times, agreement with the model, criterion and result."""
+    task = result.eval_info is not None
+    name = r.filename or r.format
+    if r.format == "saved_model":
+        name += "/"
+    tol = next(iter(r.tolerances.values()), None)
+    c = r.comparison
+    ref_size = result.float_size(r.format) if r.recipe is not None else None
+    snr = c.min_snr_db if c is not None else None
+    row = [
+        name,
+        human_size(r.size),
+        f"{r.size / ref_size:.2f}" if (ref_size and r.size) else "-",
+        "-" if r.convert_s is None else f"{r.convert_s:.1f} s",
+        "-" if not r.latency else f"{r.latency['median_ms']:.2f} ms",
+        _num(c.max_abs if c is not None else None),
+        _num(c.max_rel if c is not None else None),
+        truth_cell(c),
+        "-" if snr is None else ("inf" if snr == float("inf") else f"{snr:.1f}"),
+        _top1(c),
+    ]
+    if task:
+        row += _task_cells(r.task)
+    crit = "-" if tol is None else tol.short()
+    if task and r.recipe is not None and result.eval_info.get("max_accuracy_drop") is not None:
+        crit = f"drop<={result.eval_info['max_accuracy_drop']:g}"
+    return row + [crit, Status(r.status).label]
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    """Left-aligned columns as wide as their widest cell, under a rule."""
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     for row in rows:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-    notes = []
-    for r in result.rows:
-        if r.error:
-            notes.append(f"  {r.label}: {r.error}")
-        for n in r.notes:
-            notes.append(f"  {r.label}: {n}")
-    out = "\n".join(lines)
-    dev = render_devices(result)
-    if dev:
-        out += "\n\n" + dev
-    if notes:
-        out += "\n\n" + "\n".join(notes)
+    return lines
+
+
+def _footer(result: "ConvertResult") -> str:
+    """The lines under the tables: the inputs, criteria, calibration, evaluation, where it all is."""
     n_in = result.feeds_info
-    out += (
+    out = (
         f"\n\ninputs: {n_in['source']} (batch {n_in['batch']}); "
         f"float criterion: max|d| <= atol + rtol x max|ref| per output; max rel = max|d| / max|ref|; "
         f"quantized: SNR and top-1 against the float model; vs f64 = max|d| against the float64 twin"
@@ -135,8 +133,23 @@ def render(result: "ConvertResult") -> str:
         scores = ", ".join(f"{n}:{v['metric']} {v['model']:.4g}" for n, v in (e.get("outputs") or {}).items())
         out += f"\nevaluation: {e['description']}; the Keras model scores " + (
             scores if len(e.get("outputs") or {}) > 1 else f"{e['metric']} {e['model']:.2f}")
-    out += f"\nartifacts and manifest.json in {result.out_dir}"
-    return out
+    return out + f"\nartifacts and manifest.json in {result.out_dir}"
+
+
+def render(result: "ConvertResult") -> str:
+    out = "\n".join(_table(_head(result), [_row(result, r) for r in result.rows]))
+    notes = []
+    for r in result.rows:
+        if r.error:
+            notes.append(f"  {r.label}: {r.error}")
+        for n in r.notes:
+            notes.append(f"  {r.label}: {n}")
+    dev = render_devices(result)
+    if dev:
+        out += "\n\n" + dev
+    if notes:
+        out += "\n\n" + "\n".join(notes)
+    return out + _footer(result)
 
 
 def _cell(c: "Cell", host_ms: float | None) -> str:
@@ -174,13 +187,9 @@ def render_devices(result: "ConvertResult") -> str:
         if lat is not None:
             hostcell += f" {lat:.2f} ms"
         rows.append([r.filename or r.format, hostcell, *[_cell(r.devices[n], lat) if n in r.devices else "-" for n in names]])
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
     lines = ["devices: " + ", ".join(f"{d['name']} ({d['kind']}{', ' + d['qemu_cpu'] if d.get('qemu_cpu') else ''})"
                                      for d in result.devices)]
-    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
-    lines.append("  ".join("-" * w for w in widths))
-    for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    lines += _table(head, rows)
     for r in result.rows:
         for n, c in r.devices.items():
             if c.error and c.status != Status.NOT_APPLICABLE:

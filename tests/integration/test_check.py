@@ -11,7 +11,7 @@ import pytest
 
 from edgekit import errors
 from edgekit.check.config import load_config
-from edgekit.check.reports import write_reports
+from edgekit.report.write import write_reports
 from edgekit.check.runner import CheckRun, merge_reports
 
 XSD = Path(__file__).resolve().parents[1] / "fixtures" / "junit.xsd"

@@ -7,7 +7,8 @@ import textwrap
 import pytest
 
 from edgekit.check.config import ConfigError, load_config, parse_size
-from edgekit.check.runner import FAIL, PASS, judge, merge_reports, shard_models
+from edgekit.check.runner import judge, merge_reports, shard_models
+from edgekit.results import CaseStatus
 
 
 def write(tmp_path, text, name="edgekit.toml"):
@@ -152,11 +153,15 @@ def test_shards_partition_the_models(n):
     assert shards == [shard_models(list(reversed(names)), (k, n)) for k in range(1, n + 1)]  # order-free
 
 
+# what every output comparison of a manifest carries (judge reads them as typed Comparisons)
+_TOL = {"atol": 0.0, "rtol": 0.0, "source": "int8", "min_snr_db": 20.0, "min_top1": 0.9}
+
+
 def _art(**kw):
     base = {"format": "tflite", "label": "tflite:int8", "status": "pass", "size": 50_000, "runtime": "litert",
             "latency": {"median_ms": 2.0}, "recipe": {"mode": "int8"}, "notes": [],
             "task_metric": {"metric": "accuracy", "value": 0.9, "reference": 0.95, "drop": 5.0},
-            "comparison": {"passed": True, "outputs": [{"name": "y", "passed": True, "max_abs": 0.01, "max_rel": 0.01,
+            "comparison": {"passed": True, "outputs": [{"name": "y", "passed": True, "tolerance": _TOL, "max_abs": 0.01, "max_rel": 0.01,
                                                         "snr_db": 25.0, "top1_strict": 0.93, "cosine": 0.99}]}}
     base.update(kw)
     return base
@@ -178,7 +183,7 @@ def test_each_budget_kind_is_judged(tmp_path):
         min_snr_db = 30
     """))
     case = judge(cfg.models[0], _art(), "x86-cpu", {}, None, cfg)
-    assert case["status"] == FAIL and case["kind"] == "budget"
+    assert case["status"] == CaseStatus.FAIL and case["kind"] == "budget"
     text = " | ".join(case["messages"])
     for part in ("size 50.0 KB (50000 B) > budget 40.0 KB", "latency 2.000 ms (median) > budget 1.5 ms",
                  "accuracy drop 5.00 points > budget 2", "agreement with the model 0.9300 < budget 0.95",
@@ -186,10 +191,10 @@ def test_each_budget_kind_is_judged(tmp_path):
         assert part in text
     ok = judge(cfg.models[0], _art(size=30_000, latency={"median_ms": 1.0}, task_metric={"metric": "accuracy", "value": 0.95,
                                    "reference": 0.95, "drop": 0.0},
-                                   comparison={"passed": True, "outputs": [{"name": "y", "passed": True, "snr_db": "inf",
+                                   comparison={"passed": True, "outputs": [{"name": "y", "passed": True, "tolerance": _TOL, "snr_db": "inf",
                                                                             "top1_strict": 1.0, "max_abs": 0.0}]}),
                "x86-cpu", {}, None, cfg)
-    assert ok["status"] == PASS and ok["messages"] == []
+    assert ok["status"] == CaseStatus.PASS and ok["messages"] == []
 
 
 def test_baseline_regressions(tmp_path):
@@ -204,11 +209,11 @@ def test_baseline_regressions(tmp_path):
     art = _art(label="tflite", recipe=None, task_metric=None)
     base = {"a/tflite@x86-cpu": {"size": 40_000, "latency_ms": 1.0}}
     c = judge(cfg.models[0], art, "x86-cpu", {}, base, cfg)
-    assert c["status"] == FAIL and c["kind"] == "regression"
+    assert c["status"] == CaseStatus.FAIL and c["kind"] == "regression"
     assert "size 50000 B vs baseline 40000 B (+25.0%, limit +10%)" in c["messages"][0]
     assert "latency 2.000 ms vs baseline 1.000 ms (+100%, limit +50%)" in c["messages"][1]
     same = judge(cfg.models[0], art, "x86-cpu", {}, {"a/tflite@x86-cpu": {"size": 50_000, "latency_ms": 2.0}}, cfg)
-    assert same["status"] == PASS
+    assert same["status"] == CaseStatus.PASS
 
 
 def test_merge_refuses_mixed_or_repeated_shards(tmp_path):
@@ -261,3 +266,21 @@ def test_one_options_object_and_one_set_of_rules_for_cli_and_config(tmp_path):
         x = [4]
     """)).models[0]
     assert case.options == loose.replace(calibration="digits")  # the same object check passes to convert
+
+
+def test_a_device_change_invalidates_the_check_cache(monkeypatch):
+    """code_digest (part of every cache key) covers edgekit.devices: its code and its profiles."""
+    from pathlib import Path
+
+    import edgekit.devices
+    from edgekit.check import runner
+
+    dev_root = Path(edgekit.devices.__file__).parent.resolve()
+    changed = [dev_root / "executor.py", dev_root / "profiles" / "x86-cpu.toml"]
+    monkeypatch.setattr(runner, "_CODE_DIGEST", None)
+    before = runner.code_digest()
+    real = Path.read_bytes
+    for f in changed:
+        monkeypatch.setattr(Path, "read_bytes", lambda p, f=f: real(p) + (b"\n# edited" if p.resolve() == f else b""))
+        monkeypatch.setattr(runner, "_CODE_DIGEST", None)
+        assert runner.code_digest() != before, f"{f.name} is not in the digest"

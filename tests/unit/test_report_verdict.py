@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 
-from edgekit.check.reports import console_table, markdown, verdict
+from edgekit.report.cases import console_table, verdict
+from edgekit.report.markdown import markdown
 from edgekit.check.runner import REPORT_VERSION, merge_reports
 
 

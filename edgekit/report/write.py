@@ -1,22 +1,58 @@
-"""The reports of ``edgekit check`` for one ``edgekit convert`` run: the same JSON, Markdown
-and HTML, built from the run's manifest with the same judging, so a conversion and a CI
-check of the same model read alike.
+"""Writing the reports of ``edgekit check``, all made from its JSON report:
 
-The JSON is the check report (``report_version`` 1) of a run with one model and no
-configuration: ``config`` and ``config_fingerprint`` are null and ``command`` is ``convert``.
+- ``report.json``: the canonical record (the others, and ``edgekit report merge``, read it);
+- ``junit.xml`` (edgekit/report/junit.py), ``summary.md`` (markdown.py), ``report.html`` (html.py).
+
+``edgekit convert --json/--markdown/--html`` writes the same reports for one conversion,
+built from the run's manifest with the same judging, so a conversion and a CI check of the
+same model read alike. Its JSON is the check report (``report_version`` 1) of a run with one
+model and no configuration: ``config`` and ``config_fingerprint`` are null and ``command``
+is ``convert``.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from edgekit.check.config import CheckConfig, ModelCase
-from edgekit.check.reports import html_report, markdown
-from edgekit.check.runner import REPORT_VERSION, _ms, finish, judge
-from edgekit.fsutil import atomic_write_bytes
+from edgekit.check.runner import REPORT_VERSION, finish, judge, median_ms
+from edgekit.fsutil import atomic_write_bytes, atomic_write_json
+from edgekit.report.html import html_report
+from edgekit.report.junit import junit_xml
+from edgekit.report.markdown import markdown
+
+DEFAULT_NAMES = {"json": "report.json", "junit": "junit.xml", "markdown": "summary.md", "html": "report.html"}
+
+
+def write_reports(report: dict[str, Any], out: Path, json_path: str | None = None, junit: str | None = None,
+                  md: str | None = None, html_path: str | None = None) -> dict[str, Path]:
+    """Write every report (atomically); default paths are under ``out``. Returns the paths."""
+    paths = {
+        "json": Path(json_path) if json_path else out / DEFAULT_NAMES["json"],
+        "junit": Path(junit) if junit else out / DEFAULT_NAMES["junit"],
+        "markdown": Path(md) if md else out / DEFAULT_NAMES["markdown"],
+        "html": Path(html_path) if html_path else out / DEFAULT_NAMES["html"],
+    }
+    for p in paths.values():
+        p.parent.mkdir(parents=True, exist_ok=True)
+    report = {**report, "reports": {k: str(v) for k, v in paths.items()}}
+    atomic_write_json(paths["json"], report)
+    atomic_write_bytes(paths["junit"], junit_xml(report))
+    summary = markdown(report)
+    atomic_write_bytes(paths["markdown"], summary.encode())
+    atomic_write_bytes(paths["html"], html_report(report).encode())
+    step = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step:
+        try:
+            with open(step, "a", encoding="utf-8") as fh:
+                fh.write(summary + "\n")
+        except OSError:
+            pass  # the summary is a courtesy; the files above are the record
+    return paths
 
 
 def convert_report(result: Any, model: str) -> dict[str, Any]:
@@ -35,7 +71,7 @@ def convert_report(result: Any, model: str) -> dict[str, Any]:
     info = {"name": name, "source": model, "out": str(result.out_dir), "cached": False,
             "convert_elapsed_s": result.elapsed_s, "golden": None, "error": None,
             "manifest": str(Path(result.out_dir) / "manifest.json"),
-            "reference_latency_ms": _ms(manifest.get("reference_latency")), "evaluation": manifest.get("evaluation")}
+            "reference_latency_ms": median_ms(manifest.get("reference_latency")), "evaluation": manifest.get("evaluation")}
     report = {
         "report_version": REPORT_VERSION, "command": "convert",
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
