@@ -35,8 +35,9 @@ class FormatInfo:
     # (``module:function``); None: the exporter quantizes (TFLite's converter does).
     quantizer: str | None = None
     # A file this format cannot write or read back for a model means "not applicable", not a
-    # failure (legacy HDF5 cannot hold every Keras 3 model).
-    may_not_hold: bool = False
+    # failure (legacy HDF5 cannot hold every Keras 3 model): the row's reason, {error} being
+    # the exporter's or runtime's message. None: such a failure is an error.
+    may_not_hold: str | None = None
     # Operator versions are checked against --target-runtime.
     op_versions: bool = False
 
@@ -73,7 +74,7 @@ FORMATS: dict[str, FormatInfo] = {
                    "keras", "exact", "Keras v3 archive", needs_keras_architecture=True, suffixes=(".keras",)),
         FormatInfo("h5", "model.h5", "edgekit.converters.h5:H5Exporter",
                    "keras", "exact", "legacy HDF5 model", needs_keras_architecture=True, suffixes=(".h5", ".hdf5"),
-                   may_not_hold=True),
+                   may_not_hold="legacy HDF5 cannot hold this model ({error}); ship model.keras"),
         FormatInfo("weights", "model.weights.h5", "edgekit.converters.weights:WeightsExporter",
                    "keras-weights", "exact", "weights only + architecture JSON",
                    needs_keras_architecture=True, extra_files=("model.json",), suffixes=(".weights.h5",)),

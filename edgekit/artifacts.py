@@ -119,10 +119,10 @@ class ArtifactSteps:
         # name the file where the user will find it, not its staging path
         row.status, row.stage = Status.ERROR, stage
         row.error = str(exc).replace(str(self.ctx.staging), str(self.ctx.out))
-        if FORMATS[job.format].may_not_hold:
-            # a file Keras cannot write or read back in this format is n/a, not a failure
+        not_held = FORMATS[job.format].may_not_hold
+        if not_held:  # a file this format cannot write or read back for the model: n/a, not a failure
             row.status, row.stage = Status.SKIPPED, ""
-            row.error = f"legacy HDF5 cannot hold this model ({row.error}); ship model.keras"
+            row.error = not_held.format(error=row.error)
             self.ctx.say(f"{prefix}: n/a ({row.error})")
         elif stage == "convert":
             self.ctx.say(f"{prefix}: conversion failed: {row.error}")
@@ -230,7 +230,7 @@ class ArtifactSteps:
             raise
         except errors.EdgekitError as exc:
             self._failed(row, job, prefix, "run", exc)
-            return not FORMATS[job.format].may_not_hold
+            return FORMATS[job.format].may_not_hold is None
         ref = ctx.ref
         row.latency = res["latency"]
         row.comparison = judge(compare(ref.outputs, res["outputs"], row.tolerances), ref.outputs, res["outputs"], ref.truth)

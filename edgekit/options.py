@@ -27,7 +27,7 @@ def _names(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
 class ConvertOptions:
     """Everything of a run except the model, the output directory and in-memory arrays."""
 
-    formats: tuple[str, ...] = tuple(FORMATS)
+    formats: tuple[str, ...] = None  # type: ignore[assignment]  # None: every format registered when built
     quantize: tuple[str, ...] = ()  # TFLite modes, or ("auto",)
     onnx_quantize: tuple[str, ...] = ()
     io_dtype: str = "float32"
@@ -52,6 +52,10 @@ class ConvertOptions:
     force: bool = False
     truth: bool = True
     allow_nonfinite_inputs: bool = False
+
+    def __post_init__(self) -> None:
+        if self.formats is None:  # resolved now, not at import: formats registered later count
+            object.__setattr__(self, "formats", tuple(FORMATS))
 
     @classmethod
     def of(cls, **settings: Any) -> "ConvertOptions":
@@ -113,23 +117,26 @@ class ConvertOptions:
         if "auto" in self.quantize and not self.auto:
             yield "quantize", "auto picks among every mode: use it alone"
         tfl = [q for q in self.quantize if q != "auto"]
-        needs_cal = [q for q in (["int8"] if self.auto else tfl)
+        needs_cal = [("tflite", q) for q in (["int8"] if self.auto else tfl)
                      if TFLITE_MODES.get(q) in (Approach.INT8, Approach.INT16X8)]
-        needs_cal += [q for q in self.onnx_quantize if ONNX_MODES.get(q) is Approach.ONNX_STATIC]
+        needs_cal += [("onnx", q) for q in self.onnx_quantize if ONNX_MODES.get(q) is Approach.ONNX_STATIC]
         if needs_cal and not self.calibration:
             yield "", say.needs_calibration(needs_cal)
         if self.max_accuracy_drop is not None and not self.eval_data:
             yield "max_accuracy_drop", (f"{say.subject('max_accuracy_drop')}needs labelled data: "
-                                        f"{say.give('eval_data', 'data.npz')} (or digits)")
+                                        f"{say.give('eval_data', 'data.npz', 'digits')}")
         if self.max_accuracy_drop is not None and not (self.quantize or self.onnx_quantize):
             yield "max_accuracy_drop", (f"{say.subject('max_accuracy_drop')}applies to quantized artifacts, and this "
-                                        f"model has none (add {say.name('quantize')} or {say.name('onnx_quantize')})")
+                                        f"model has none (add {say.setting('quantize', '...')} or "
+                                        f"{say.setting('onnx_quantize', '...')})")
         if self.io_dtype != "float32" and not any(q in ("int8", "int16x8", "auto") for q in self.quantize):
-            yield "io_dtype", f"{say.subject('io_dtype')}integer I/O applies to {say.name('quantize')} int8 or int16x8"
+            yield "io_dtype", (f"{say.subject('io_dtype')}integer I/O applies to {say.setting('quantize', 'int8')} "
+                               f"or {say.setting('quantize', 'int16x8')}")
         if not self.labels():
             yield "formats", "no artifacts: list at least one format or quantization mode"
         if self.calibration_method and "static" not in self.onnx_quantize:
-            yield "calibration_method", f"{say.subject('calibration_method')}applies to {say.name('onnx_quantize')} static"
+            yield "calibration_method", (f"{say.subject('calibration_method')}applies to "
+                                         f"{say.setting('onnx_quantize', 'static')} only")
 
     def check(self, say: "Surface | None" = None) -> "ConvertOptions":
         """Raise ``InputError`` on the first problem; return self."""
@@ -157,11 +164,14 @@ class Surface:
         """How a message about ``key`` starts (a configuration error already names its key)."""
         return self.name(key) + " "
 
-    def give(self, key: str, example: str) -> str:
-        return f"pass {self.name(key)} {example}"
+    def setting(self, key: str, value: str) -> str:
+        return f"{self.name(key)} {value}"
 
-    def needs_calibration(self, modes: list[str]) -> str:
-        return (f"{', '.join(modes)} need(s) calibration data: pass --calibration "
+    def give(self, key: str, example: str, special: str) -> str:
+        return f"pass {self.name(key)} {example} (or {special})"
+
+    def needs_calibration(self, modes: list[tuple[str, str]]) -> str:
+        return (f"{', '.join(f'{fam} {m}' for fam, m in modes)} need(s) calibration data: pass --calibration "
                 "data.npz|data.npy|data.csv|images/|digits (or --calibration random, whose results are not meaningful)")
 
 
@@ -174,11 +184,14 @@ class ConfigSurface(Surface):
     def subject(self, key: str) -> str:
         return ""
 
-    def give(self, key: str, example: str) -> str:
-        return f"add {key} = \"{example}\""
+    def setting(self, key: str, value: str) -> str:
+        return f"{key} = [{value}]" if value == "..." else f'{key} = ["{value}"]'
 
-    def needs_calibration(self, modes: list[str]) -> str:
-        return (f"quantization {', '.join(modes)} needs calibration data: add calibration = \"data.npz\" "
+    def give(self, key: str, example: str, special: str) -> str:
+        return f'add {key} = "{example}" (or "{special}")'
+
+    def needs_calibration(self, modes: list[tuple[str, str]]) -> str:
+        return (f"quantization {', '.join(m for _, m in modes)} needs calibration data: add calibration = \"data.npz\" "
                 "(or \"digits\", or \"random\", whose results are not meaningful)")
 
 

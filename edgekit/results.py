@@ -131,7 +131,7 @@ class ArtifactResult:
     filename: str = ""
     recipe: Recipe | None = None
     path: str | None = None
-    status: str = ERROR
+    status: Status = Status.ERROR
     size: int | None = None
     sha256: str | None = None
     convert_s: float | None = None

@@ -310,9 +310,14 @@ def load(path: str | Path, *, threads: int | None = None, xnnpack: bool = True, 
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{path} does not exist or is not a file")
-    fmt = format_of(p)
-    if fmt is not None and fmt.runtime == "litert":
-        return TFLitePredictor(str(p), threads=threads, xnnpack=xnnpack, raw_io=raw_io)
-    if fmt is not None and fmt.runtime == "onnxruntime":
-        return OnnxPredictor(str(p), threads=threads, raw_io=raw_io)
-    raise InputError(f"{path} is neither a TFLite (TFL3) nor an ONNX file")
+    fmt = format_of(p, trust_name=True)
+    if fmt is None or fmt.runtime not in _PREDICTORS:
+        raise InputError(f"{path} is neither a TFLite (TFL3) nor an ONNX file")
+    return _PREDICTORS[fmt.runtime](str(p), threads=threads, xnnpack=xnnpack, raw_io=raw_io)
+
+
+# The on-device predictor of each runtime a device runs without TensorFlow.
+_PREDICTORS: dict[str, Any] = {
+    "litert": TFLitePredictor,
+    "onnxruntime": lambda path, xnnpack=True, **kw: OnnxPredictor(path, **kw),  # XNNPACK is LiteRT's
+}

@@ -30,7 +30,8 @@ def _needs_converter(command: str, target: str | None = None) -> None:
         from edgekit.converters import format_of
         from edgekit.runtimes import RUNTIMES
 
-        fmt = format_of(target, trust_name=True)
+        fmt = format_of(target, trust_name=True) or next(  # a missing file: what its name says
+            (f for f in FORMATS.values() if f.named(Path(target).name)), None)
         if fmt is not None and RUNTIMES[fmt.runtime].worker == "rt":
             return
     from edgekit.extras import require_converter

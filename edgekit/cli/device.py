@@ -239,7 +239,7 @@ def inspect(artifact: str, runtime_spec: str | None, as_json: bool) -> None:
         raise InputError(f"{artifact} does not exist or is not a file")
     data = p.read_bytes()
     info: dict[str, Any] = {"artifact": str(p), "size": len(data), "sha256": sha256_of(p)}
-    fmt = format_of(p)
+    fmt = format_of(p, trust_name=True)
     if fmt is not None and fmt.runtime == "litert":
         info.update(_inspect_tflite(data, runtime_spec))
     elif fmt is not None and fmt.runtime == "onnxruntime":

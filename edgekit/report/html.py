@@ -102,7 +102,9 @@ def _sizes(plt: Any, cases: list[dict[str, Any]]) -> tuple[str, str] | None:
 
 
 def _accuracy(plt: Any, cases: list[dict[str, Any]]) -> tuple[str, str] | None:
-    quant = [c for c in cases if c.get("size") and (c.get("quantized") or c["artifact"] in ("tflite", "onnx"))]
+    # the quantized artifacts, and the float artifact of each format that has some
+    families = {str(c["artifact"]).split(":")[0] for c in cases if c.get("quantized")}
+    quant = [c for c in cases if c.get("size") and (c.get("quantized") or c["artifact"] in families)]
     if not any(c.get("quantized") for c in quant):
         return None
     use_task = all(c.get("task_metric") for c in quant)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from edgekit.converters import FORMATS
 from edgekit.results import Status
 from edgekit.units import agreement_text, size_text, worst
 
@@ -75,7 +76,8 @@ def _row(result: "ConvertResult", r: "ArtifactResult") -> list[str]:
     """One artifact's line: its size, times, agreement with the model, criterion and result."""
     task = result.eval_info is not None
     name = r.filename or r.format
-    if r.format == "saved_model":
+    fmt = FORMATS.get(r.format)
+    if fmt is not None and fmt.directory_marker is not None:  # a directory: shown as one
         name += "/"
     tol = next(iter(r.tolerances.values()), None)
     c = r.comparison

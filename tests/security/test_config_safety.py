@@ -23,9 +23,9 @@ def test_unsafe_in_pyproject_needs_the_flag(tmp_path, monkeypatch):
     cfg = _project(tmp_path, '[tool.edgekit.models.m]\nmodel = "model.py:build"\nunsafe = true\n', "pyproject.toml")
     with pytest.raises(ConfigError, match=r"pyproject.toml:3: models.m.unsafe: .*--unsafe"):
         load_config(cfg)
-    assert load_config(cfg, allow_unsafe=True).models[0].unsafe is True
+    assert load_config(cfg, allow_unsafe=True).models[0].options.unsafe is True
     monkeypatch.setenv("EDGEKIT_ALLOW_UNSAFE", "1")
-    assert load_config(cfg).models[0].unsafe is True
+    assert load_config(cfg).models[0].options.unsafe is True
 
 
 def test_custom_objects_in_config_needs_the_flag(tmp_path, monkeypatch):
@@ -33,7 +33,7 @@ def test_custom_objects_in_config_needs_the_flag(tmp_path, monkeypatch):
     cfg = _project(tmp_path, '[models.m]\nmodel = "model.py:build"\ncustom_objects = "model.py"\n')
     with pytest.raises(ConfigError, match="custom_objects .*--unsafe"):
         load_config(cfg)
-    assert load_config(cfg, allow_unsafe=True).models[0].custom_objects == str((tmp_path / "model.py").resolve())
+    assert load_config(cfg, allow_unsafe=True).models[0].options.custom_objects == str((tmp_path / "model.py").resolve())
 
 
 def test_cli_check_refuses_unsafe_config_with_one_line(tmp_path):

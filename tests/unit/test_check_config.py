@@ -251,7 +251,7 @@ def test_one_options_object_and_one_set_of_rules_for_cli_and_config(tmp_path):
     with pytest.raises(dataclasses.FrozenInstanceError):
         loose.seed = 3  # type: ignore[misc]
     bad = ConvertOptions.of(quantize="int8")
-    assert [m for _, m in bad.problems(CLI)][0].startswith("int8 need(s) calibration data: pass --calibration")
+    assert [m for _, m in bad.problems(CLI)][0].startswith("tflite int8 need(s) calibration data: pass --calibration")
     assert [m for _, m in bad.problems(CONFIG)][0].startswith("quantization int8 needs calibration data: add calibration")
     with pytest.raises(InputError, match="--max-accuracy-drop needs labelled data: pass --eval-data"):
         ConvertOptions.of(quantize="dynamic", max_accuracy_drop=1.0).check()
