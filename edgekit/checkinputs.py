@@ -44,8 +44,8 @@ def prepare(spec: ModelSpec, arrays: Mapping[str, np.ndarray] | None, label: str
         label = f"{n} samples of " + ("--eval-data" if data.eval is not None else "--calibration") + " data"
     ci = _text_inputs(spec, arrays, opts.batch_size, opts.seed, tf_call, say) if spec.preprocessing else None
     if ci is None and arrays is not None:
-        feeds = bind(arrays, spec.inputs)
-        ci = CheckInputs(feeds, {"source": label, "batch": int(next(iter(feeds.values())).shape[0])})
+        ci = CheckInputs(bind(arrays, spec.inputs), {"source": label})
+        ci.info["batch"] = ci.batch
     if ci is None:
         ci = _random_inputs(spec, opts)
     ci.info["shapes"] = {k: list(v.shape) for k, v in ci.feeds.items()}

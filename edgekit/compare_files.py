@@ -145,7 +145,7 @@ def compare(
     files need it. Bad input raises an ``EdgekitError`` before anything runs; an artifact that
     cannot be loaded or run is an ``error`` row.
     """
-    from edgekit.pipeline import tolerances_for
+    from edgekit.tolerances import tolerances_for
 
     t0 = time.perf_counter()
     say = progress or (lambda _m: None)

@@ -54,8 +54,10 @@ class ConvertOptions:
     allow_nonfinite_inputs: bool = False
 
     def __post_init__(self) -> None:
-        if self.formats is None:  # resolved now, not at import: formats registered later count
-            object.__setattr__(self, "formats", tuple(FORMATS))
+        # None: every format registered now (not at import: formats registered later count).
+        # Registry order always: a format converted from an earlier one's artifact comes after it.
+        given = list(FORMATS) if self.formats is None else list(self.formats)
+        object.__setattr__(self, "formats", tuple([x for x in FORMATS if x in given] + [x for x in given if x not in FORMATS]))
 
     @classmethod
     def of(cls, **settings: Any) -> "ConvertOptions":
@@ -66,9 +68,7 @@ class ConvertOptions:
             from edgekit.converters import parse_formats
 
             f = kw["formats"]
-            # registry order: a format converted from an earlier one's artifact comes after it
-            given = parse_formats(f) if isinstance(f, str) else list(f)
-            kw["formats"] = tuple([x for x in FORMATS if x in given] + [x for x in given if x not in FORMATS])
+            kw["formats"] = tuple(parse_formats(f) if isinstance(f, str) else f)
         for key in ("quantize", "onnx_quantize", "devices"):
             if key in kw:
                 kw[key] = _names(kw[key]) or (None if key == "devices" else ())

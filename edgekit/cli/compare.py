@@ -30,7 +30,7 @@ def compare_cmd(model: str, artifacts: tuple[str, ...], inputs: str | None, batc
     from edgekit.compare_files import compare, render
     from edgekit.feeds import parse_shapes
     from edgekit.fsutil import atomic_write_json
-    from edgekit.pipeline import parse_tolerance_overrides
+    from edgekit.tolerances import parse_tolerance_overrides
 
     result = compare(model, list(artifacts), inputs=inputs, atol=parse_tolerance_overrides(atol, "atol"),
                      rtol=parse_tolerance_overrides(rtol, "rtol"), policy=policy, batch_size=batch_size, seed=seed,
