@@ -32,7 +32,8 @@ class FormatInfo:
     # the format whose float artifact, once it passed its check, is handed over.
     converts_from: tuple[tuple[str, str], ...] = ()
     # Quantized artifacts of this format made in the runtime worker from the float artifact
-    # (``module:function``); None: the exporter quantizes (TFLite's converter does).
+    # (``module:function``); None: the exporter quantizes. A recipe whose engine is the
+    # exporter itself (TFLite's converter) goes to the exporter all the same.
     quantizer: str | None = None
     # A file this format cannot write or read back for a model means "not applicable", not a
     # failure (legacy HDF5 cannot hold every Keras 3 model): the row's reason, {error} being
@@ -80,7 +81,8 @@ FORMATS: dict[str, FormatInfo] = {
                    needs_keras_architecture=True, extra_files=("model.json",), suffixes=(".weights.h5",)),
         FormatInfo("tflite", "model.tflite", "edgekit.converters.tflite:TFLiteExporter",
                    "litert", "float32", "TFLite float32, builtin ops only", suffixes=(".tflite",), magic=(4, b"TFL3"),
-                   converts_from=(("saved_model_dir", "saved_model"),), op_versions=True),
+                   converts_from=(("saved_model_dir", "saved_model"),), op_versions=True,
+                   quantizer="edgekit.quantize.litert_quant:quantize"),
         FormatInfo("onnx", "model.onnx", "edgekit.converters.onnx:OnnxExporter",
                    "onnxruntime", "float32", "ONNX, dynamic batch named 'batch'",
                    paths=("tf2onnx", "tf2onnx-from-tflite", "keras-export", "tf2onnx-fixed-batch"),

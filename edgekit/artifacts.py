@@ -80,6 +80,7 @@ class ArtifactSteps:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.exported: dict[str, str] = {}
+        self.exported_meta: dict[str, dict[str, Any]] = {}  # what the float export said (fixed sizes)
         self.verified: dict[str, str] = {}
         self.staged: list[tuple[Job, ArtifactResult, Path]] = []
 
@@ -106,6 +107,7 @@ class ArtifactSteps:
             self.staged.append((job, row, staged))
             if job.recipe is None:
                 self.exported[job.format] = str(staged)
+                self.exported_meta[job.format] = dict(row.meta)
                 if row.status == Status.PASS:  # checked: later exports may convert from it
                     self.verified[job.format] = str(staged)
             self.ctx.say(f"{prefix}: {row.status}" + (f" ({row.error})" if row.error else ""))
@@ -120,7 +122,10 @@ class ArtifactSteps:
         row.status, row.stage = Status.ERROR, stage
         row.error = str(exc).replace(str(self.ctx.staging), str(self.ctx.out))
         not_held = FORMATS[job.format].may_not_hold
-        if not_held:  # a file this format cannot write or read back for the model: n/a, not a failure
+        if isinstance(exc, errors.NotApplicable):  # a mode this model cannot take
+            row.status, row.stage, row.error = Status.SKIPPED, "", row.error
+            self.ctx.say(f"{prefix}: n/a ({row.error})")
+        elif not_held:  # a file this format cannot write or read back for the model: n/a, not a failure
             row.status, row.stage = Status.SKIPPED, ""
             row.error = not_held.format(error=row.error)
             self.ctx.say(f"{prefix}: n/a ({row.error})")
@@ -152,6 +157,8 @@ class ArtifactSteps:
             return self._failed(row, job, prefix, "convert", exc), None
         row.convert_s = row.meta.pop("convert_s", None)
         row.notes.extend(row.meta.pop("notes", []))
+        if row.meta.get("layers") and job.recipe and job.recipe.approach.value == "mixed":  # a precision per layer
+            row.notes.append("layers: " + ", ".join(f"{x['layer']}={x['precision']}" for x in row.meta["layers"]))
         cal = ctx.data.calibration
         if job.recipe and job.recipe.needs_calibration and cal is not None and not cal.meaningful:
             row.notes.append("calibrated on random data: its accuracy is NOT meaningful")
@@ -167,15 +174,42 @@ class ArtifactSteps:
         ctx, info, recipe = self.ctx, FORMATS[job.format], job.recipe
         cal = ctx.data.calibration
         arrays = cal.arrays if (recipe and recipe.needs_calibration and cal is not None) else None
-        if recipe is not None and info.quantizer:
+        if recipe is not None and info.quantizer and recipe.from_float:
             base = self.exported.get(job.format)
             if base is None:
                 base = os.path.join(ctx.scratch, "float" + Path(info.filename).suffix)
-                self._tf_export(job.format, base, "", None, f"export:{job.format}")
+                made = self._tf_export(job.format, base, "", None, f"export:{job.format}")
                 self.exported[job.format] = base
-            return ctx.pool.rt.call(info.quantizer, base, str(staged), recipe.to_json(), arrays,
-                                    timeout=ctx.opts.timeout, tag=f"export:{job.label}")
-        return self._tf_export(job.format, str(staged), path, job, f"export:{job.label}", arrays)
+                self.exported_meta[job.format] = {k: v for k, v in made.items() if k != "notes"}
+            meta = ctx.pool.rt.call(info.quantizer, base, str(staged), recipe.to_json(), arrays,
+                                    self._quantize_context(job), timeout=ctx.opts.timeout,
+                                    tag=f"export:{job.label}", on_progress=ctx.say)
+            fixed = self.exported_meta.get(job.format, {}).get("fixed_shapes")
+            if fixed:  # the float file it came from was converted at a fixed size
+                meta["fixed_shapes"] = fixed
+                meta.setdefault("notes", []).append("quantized from the float file, exported at a fixed size")
+            return meta
+        meta = self._tf_export(job.format, str(staged), path, job, f"export:{job.label}", arrays)
+        if recipe is not None:
+            meta["engine"] = "converter"
+            meta.setdefault("notes", []).append("made by the TFLite converter's post-training quantization")
+        return meta
+
+    def _quantize_context(self, job: Job) -> dict[str, Any]:
+        """What a quantizer may use beyond the float file: the check inputs and the model's
+        outputs on them (to choose between variants, or per layer), the Keras layer names
+        (recipes and reports name layers), and the run's gate and kernel paths."""
+        ctx = self.ctx
+        out: dict[str, Any] = {"feeds": ctx.inputs.feeds, "reference": ctx.ref.outputs,
+                               "layers": list(ctx.spec.layers)}
+        if ctx.opts.max_accuracy_drop is not None and ctx.data.eval is not None:
+            out["gate"] = {"max_drop": ctx.opts.max_accuracy_drop, "eval": ctx.data.eval, "refs": ctx.ref.eval_refs}
+        paths = RUNTIMES[job.runtime].kernel_paths
+        required = [k for k in paths if k in (ctx.opts.kernels or paths)]
+        if "reference" in required:
+            out["no_int4"] = ("auto: int4 left out, because the reference kernels are checked and have no blockwise "
+                              "int4 kernel (they return zeros); pass --kernels xnnpack to allow it")
+        return out
 
     def _tf_export(self, fmt: str, dest: str, path: str, job: Job | None, tag: str, calibration: Any = None) -> Any:
         ctx = self.ctx
@@ -240,6 +274,8 @@ class ArtifactSteps:
             row.golden = compare(ref.golden, res["outputs"], row.tolerances)
         row.devices = ctx.devices.cells(ctx, job, row, prefix, staged, res["outputs"])
         row.status = Status.PASS if row.comparison else Status.MISMATCH
+        if job.recipe is not None:
+            row.kernels = ctx.devices.kernel_cells(ctx, job, row, prefix, staged, res["outputs"])
         if not row.comparison:
             row.stage, row.error = "compare", "; ".join(row.comparison.failures())
         elif ctx.inputs.feeds2 is not None and not row.meta.get("fixed_shapes"):

@@ -34,6 +34,10 @@ class DeviceCells:
               host_out: dict[str, np.ndarray]) -> dict[str, Cell]:
         return {prof.name: self.cell(ctx, prof, job, row, prefix, staged, host_out) for prof in self.profiles[1:]}
 
+    def kernel_cells(self, ctx: Any, job: Job, row: ArtifactResult, prefix: str, staged: Path,
+                     host_out: dict[str, np.ndarray]) -> dict[str, Cell]:
+        return kernel_cells(ctx, job, row, prefix, staged, host_out)
+
     def cell(self, ctx: Any, prof: Any, job: Job, row: ArtifactResult, prefix: str, staged: Path,
              host_out: dict[str, np.ndarray]) -> Cell:
         cell = Cell(Status.NOT_APPLICABLE, prof.emulated)
@@ -72,6 +76,54 @@ class DeviceCells:
             cell.notes.append(f"{job.recipe.mode} LiteRT is not bit-exact with the host (max|d| {d:.3g})")
         ctx.say(f"{prefix}: {prof.name}: {cell.status}" + (f" ({cell.error})" if cell.error else ""))
         return cell
+
+
+def kernel_cells(ctx: Any, job: Job, row: ArtifactResult, prefix: str, staged: Path,
+                 host_out: dict[str, np.ndarray]) -> dict[str, Cell]:
+    """The artifact on each other CPU kernel set of its runtime (LiteRT: the reference
+    kernels beside XNNPACK, which the host row ran), judged by the artifact's own criteria.
+    A path that fails is a failed cell naming the path; the row lists where it may be deployed."""
+    from edgekit.runtimes import RUNTIMES
+
+    paths = RUNTIMES[job.runtime].kernel_paths
+    wanted = [k for k in paths if not ctx.opts.kernels or k in ctx.opts.kernels]
+    if not paths:
+        return {}
+    cells: dict[str, Cell] = {}
+    tols = row.tolerances
+    for k in paths[1:]:
+        if k not in wanted:
+            continue
+        cell = Cell(Status.NOT_APPLICABLE, False)
+        ctx.say(f"{prefix}: running on the {k} kernels")
+        try:
+            res = ctx.pool.rt.call("edgekit.tasks:run_artifact", job.runtime, str(staged), ctx.inputs.feeds, 1,
+                                   {"kernels": k}, timeout=ctx.opts.timeout, tag=f"run:{job.label}:{k}")
+        except errors.WriteFailure:
+            raise
+        except errors.EdgekitError as exc:
+            cell.status, cell.error = Status.ERROR, f"{k} kernels: {exc}"
+            cells[k] = cell
+            continue
+        cell.comparison = compare(ctx.ref.outputs, res["outputs"], tols)
+        cell.latency = res["latency"]
+        cell.vs_host = _vs_host(host_out, res["outputs"], tols)
+        cell.status = Status.PASS if cell.comparison else Status.MISMATCH
+        if not cell.comparison:
+            flat = all(float(np.max(np.abs(np.asarray(v, np.float64)))) == 0.0 for v in res["outputs"].values()
+                       if np.asarray(v).size)
+            cell.error = f"{k} kernels: " + ("every output is zero; " if flat else "") + "; ".join(cell.comparison.failures())
+        cells[k] = cell
+    host_path = paths[0]
+    ok = [host_path] + [k for k, c in cells.items() if c.status == Status.PASS]
+    bad = [k for k, c in cells.items() if c.status != Status.PASS]
+    if cells:
+        row.notes.append(f"kernel paths: deploy on {', '.join(ok) if row.status != Status.MISMATCH else '(none)'}"
+                         + (f"; fails on {', '.join(bad)}" if bad else ""))
+    for c in cells.values():
+        if c.error:
+            ctx.say(f"{prefix}: {c.error}")
+    return cells
 
 
 def _vs_host(host_out: dict[str, np.ndarray], outs: dict[str, np.ndarray], tols: dict[str, Any]) -> dict[str, Any]:

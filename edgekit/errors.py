@@ -35,6 +35,10 @@ class ConversionError(EdgekitError):
     exit_code = EXIT_FAILED
 
 
+class NotApplicable(ConversionError):
+    """A quantization mode or format that cannot take this model (the row is n/a, with why)."""
+
+
 class RuntimeFailure(EdgekitError):
     """An artifact could not be loaded or run by its runtime."""
 

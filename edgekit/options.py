@@ -30,6 +30,9 @@ class ConvertOptions:
     formats: tuple[str, ...] = None  # type: ignore[assignment]  # None: every format registered when built
     quantize: tuple[str, ...] = ()  # TFLite modes, or ("auto",)
     onnx_quantize: tuple[str, ...] = ()
+    quantize_engine: str | None = None  # TFLite: litert-quantizer (default) or converter
+    quantize_recipe: str | None = None  # a TOML file: a precision per Keras layer pattern
+    kernels: tuple[str, ...] = ()  # CPU kernel sets quantized artifacts are checked on (empty: all)
     io_dtype: str = "float32"
     calibration: str | None = None
     calibration_samples: int = 200
@@ -69,7 +72,7 @@ class ConvertOptions:
 
             f = kw["formats"]
             kw["formats"] = tuple(parse_formats(f) if isinstance(f, str) else f)
-        for key in ("quantize", "onnx_quantize", "devices"):
+        for key in ("quantize", "onnx_quantize", "devices", "kernels"):
             if key in kw:
                 kw[key] = _names(kw[key]) or (None if key == "devices" else ())
         if "shapes" in kw:
@@ -87,22 +90,24 @@ class ConvertOptions:
 
     @property
     def auto(self) -> bool:
-        """``--quantize auto``: keep the smallest TFLite mode that passes."""
-        return self.quantize == ("auto",)
+        """``--quantize auto``: a precision per layer, chosen to the budget."""
+        return "auto" in self.quantize
 
     def recipes(self) -> list[Any]:
         """The quantized artifacts asked for, TFLite first (``InputError`` on an unknown mode)."""
         from edgekit.quantize.recipes import parse_modes
 
-        return (parse_modes(",".join(self.quantize), "tflite", self.io_dtype, None, self.calibration_samples)
+        from edgekit.quantize.recipes import layer_recipe
+
+        hand = [layer_recipe(self.quantize_recipe)] if self.quantize_recipe else []
+        return (parse_modes(",".join(self.quantize), "tflite", self.io_dtype, None, self.calibration_samples,
+                            self.quantize_engine) + hand
                 + parse_modes(",".join(self.onnx_quantize), "onnx", self.io_dtype, self.calibration_method,
                               self.calibration_samples))
 
     def labels(self) -> list[str]:
         """The artifact labels this run produces (``tflite``, ``tflite:int8``, ...)."""
-        from edgekit.quantize.recipes import AUTO_ORDER
-
-        q = list(AUTO_ORDER) if self.auto else list(self.quantize)
+        q = list(self.quantize) + (["recipe"] if self.quantize_recipe else [])
         return list(self.formats) + [f"tflite:{m}" for m in q] + [f"onnx:{m}" for m in self.onnx_quantize]
 
     def problems(self, say: "Surface") -> Iterator[tuple[str, str]]:
@@ -114,22 +119,33 @@ class ConvertOptions:
         for f in self.formats:
             if f not in FORMATS:
                 yield "formats", f"unknown format {f!r}; choose from: {', '.join(FORMATS)}"
-        if "auto" in self.quantize and not self.auto:
-            yield "quantize", "auto picks among every mode: use it alone"
         tfl = [q for q in self.quantize if q != "auto"]
-        needs_cal = [("tflite", q) for q in (["int8"] if self.auto else tfl)
-                     if TFLITE_MODES.get(q) in (Approach.INT8, Approach.INT16X8)]
+        needs_cal = [("tflite", q) for q in tfl if TFLITE_MODES.get(q) in (Approach.INT8, Approach.INT16X8)]
         needs_cal += [("onnx", q) for q in self.onnx_quantize if ONNX_MODES.get(q) is Approach.ONNX_STATIC]
         if needs_cal and not self.calibration:
             yield "", say.needs_calibration(needs_cal)
         if self.max_accuracy_drop is not None and not self.eval_data:
             yield "max_accuracy_drop", (f"{say.subject('max_accuracy_drop')}needs labelled data: "
                                         f"{say.give('eval_data', 'data.npz', 'digits')}")
-        if self.max_accuracy_drop is not None and not (self.quantize or self.onnx_quantize):
+        if self.max_accuracy_drop is not None and not (self.quantize or self.onnx_quantize or self.quantize_recipe):
             yield "max_accuracy_drop", (f"{say.subject('max_accuracy_drop')}applies to quantized artifacts, and this "
                                         f"model has none (add {say.setting('quantize', '...')} or "
                                         f"{say.setting('onnx_quantize', '...')})")
-        if self.io_dtype != "float32" and not any(q in ("int8", "int16x8", "auto") for q in self.quantize):
+        from edgekit.quantize.recipes import TFLITE_ENGINES
+
+        if self.quantize_engine is not None and self.quantize_engine not in TFLITE_ENGINES:
+            yield "quantize_engine", (f"{say.subject('quantize_engine')}{self.quantize_engine!r}: choose from "
+                                      f"{', '.join(TFLITE_ENGINES)}")
+        from edgekit.runtimes import RUNTIMES
+
+        paths = {k for r in RUNTIMES.values() for k in r.kernel_paths}
+        for k in self.kernels:
+            if k not in paths:
+                yield "kernels", f"{say.subject('kernels')}unknown kernel path {k!r}; choose from {', '.join(sorted(paths))}"
+        if "auto" in self.onnx_quantize:
+            yield "onnx_quantize", (f"{say.subject('onnx_quantize')}auto (per layer) is made for TFLite only so far: "
+                                    f"choose ONNX modes from dynamic, static, int4")
+        if self.io_dtype != "float32" and not any(q in ("int8", "int16x8") for q in self.quantize):
             yield "io_dtype", (f"{say.subject('io_dtype')}integer I/O applies to {say.setting('quantize', 'int8')} "
                                f"or {say.setting('quantize', 'int16x8')}")
         if not self.labels():

@@ -31,7 +31,6 @@ from edgekit.models.source import ModelSource, detect
 from edgekit.options import ConvertOptions
 from edgekit.outdir import OutDir, check_writable as check_out_dir  # noqa: F401 - check_out_dir: API
 from edgekit.publish import describe, publish
-from edgekit.quantize.recipes import AUTO_FAMILY
 from edgekit.specs import ModelSpec
 from edgekit.tolerances import check_overrides, parse_tolerance_overrides, tolerances_for  # noqa: F401 - API
 from edgekit.validate import compare
@@ -92,6 +91,7 @@ def convert(model: str, out_dir: str | os.PathLike[str], options: ConvertOptions
     out = Path(out_dir)
     outd = _out_dir(out, source, jobs, opts.force, [opts.inputs, opts.calibration, opts.eval_data])
     arrays, label = _given(opts, source, input_arrays, input_label)
+    _check_calibration_early(opts, source)
     if golden_outputs is not None and input_arrays is None:
         raise errors.InputError("golden outputs need the inputs they were computed from")
     target = None
@@ -131,6 +131,20 @@ def _given(opts: ConvertOptions, source: ModelSource, input_arrays: Mapping[str,
     if input_arrays is not None:
         return dict(input_arrays), input_label
     return None, "random"
+
+
+def _check_calibration_early(opts: ConvertOptions, source: ModelSource) -> None:
+    """Calibration arrays whose names or shapes do not fit a .keras file's declared inputs
+    fail before a worker imports TensorFlow, as --inputs does."""
+    cal = opts.calibration
+    if not cal or source.kind != "keras" or not cal.lower().endswith((".npz", ".npy")) or not os.path.isfile(cal):
+        return
+    from edgekit.precheck import check_inputs_early
+
+    try:
+        check_inputs_early(source.kind, source.location, load_arrays(cal))
+    except errors.InputError as exc:
+        raise errors.InputError(f"--calibration {cal}: {exc}") from None
 
 
 def _traced(source: ModelSource, opts: ConvertOptions, arrays: Mapping[str, np.ndarray] | None) -> ModelSource:
@@ -224,26 +238,9 @@ class _Run:
         return ref
 
     def _rows(self, steps: ArtifactSteps) -> list[ArtifactResult]:
-        """Every job in order. ``--quantize auto`` tries the TFLite modes smallest first and
-        keeps the first that passes: later modes are skipped, failed ones rejected."""
-        rows: list[ArtifactResult] = []
-        chosen: str | None = None
-        for i, job in enumerate(self.jobs, 1):
-            prefix = f"[{i}/{len(self.jobs)}] {job.label}"
-            auto = self.opts.auto and job.recipe is not None and job.recipe.family == AUTO_FAMILY
-            if auto and chosen:
-                row = ArtifactResult(job.format, job.filename, job.recipe, runtime=job.runtime, status=Status.SKIPPED,
-                                     error=f"not needed: the smaller {chosen} passed")
-                self.say(f"{prefix}: skipped ({row.error})")
-            else:
-                row = steps.row(job, prefix)
-                if auto and row.status == Status.PASS:
-                    chosen = job.recipe.mode
-                elif auto and row.status == Status.MISMATCH:
-                    row.status = Status.REJECTED  # auto keeps only the artifact it chose
-                    steps.drop(row)
-            rows.append(row)
-        return rows
+        """Every job in order (``--quantize auto`` is one job: a per-layer search, see
+        ``edgekit.quantize.search``)."""
+        return [steps.row(job, f"[{i}/{len(self.jobs)}] {job.label}") for i, job in enumerate(self.jobs, 1)]
 
     def _result(self, spec: ModelSpec, rows: list[ArtifactResult], inputs: CheckInputs, ref: Reference,
                 data: RunData, elapsed: float) -> ConvertResult:

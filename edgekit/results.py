@@ -146,6 +146,7 @@ class ArtifactResult:
     task: dict[str, Any] | None = None  # metric on --eval-data and its drop from the float model
     golden: Comparison | None = None  # against stored golden outputs, when the run was given them
     devices: dict[str, Cell] = field(default_factory=dict)  # cells on devices other than the host
+    kernels: dict[str, Cell] = field(default_factory=dict)  # the host's other CPU kernel sets (quantized rows)
 
     @property
     def label(self) -> str:
@@ -171,6 +172,7 @@ class ArtifactResult:
             "comparison": self.comparison.to_json() if self.comparison is not None else None,
             "golden": self.golden.to_json() if self.golden is not None else None,
             "devices": {name: cell.to_json() for name, cell in self.devices.items()},
+            "kernels": {name: cell.to_json() for name, cell in self.kernels.items()},
         }
 
 
@@ -197,7 +199,8 @@ class ConvertResult:
     def exit_code(self) -> int:
         """1 if anything failed to convert or run, else 3 if any tolerance was exceeded
         (or ``--quantize auto`` found no mode that passes), else 0."""
-        statuses = [r.status for r in self.rows] + [c.status for r in self.rows for c in r.devices.values()]
+        statuses = [r.status for r in self.rows] + [c.status for r in self.rows
+                                                    for c in [*r.devices.values(), *r.kernels.values()]]
         if any(s.failed for s in statuses):
             return errors.EXIT_FAILED
         if Status.MISMATCH in statuses:

@@ -167,16 +167,26 @@ def _quant(details: Mapping[str, Any]) -> tuple[float | None, int | None]:
     return float(scale), int(zp)
 
 
+# LiteRT's CPU kernel sets: XNNPACK (the default delegate), the optimized builtin kernels
+# without it, and the reference kernels (what a build without the optimized ones runs).
+KERNEL_PATHS = {"xnnpack": "AUTO", "builtin": "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "reference": "BUILTIN_REF"}
+
+
 class TFLitePredictor(Predictor):
-    def __init__(self, path: str, threads: int | None = None, xnnpack: bool = True, raw_io: bool = False) -> None:
+    def __init__(self, path: str, threads: int | None = None, xnnpack: bool = True, raw_io: bool = False,
+                 kernels: str | None = None) -> None:
         super().__init__(path, raw_io)
         Interpreter, self.backend = _tflite_interpreter()
         kwargs: dict[str, Any] = {"model_path": path}
         if threads:
             kwargs["num_threads"] = threads
-        if not xnnpack:
+        kernels = kernels or ("xnnpack" if xnnpack else "builtin")
+        if kernels not in KERNEL_PATHS:
+            raise InputError(f"unknown LiteRT kernel path {kernels!r}; choose from {', '.join(KERNEL_PATHS)}")
+        self.kernels = kernels
+        if kernels != "xnnpack":
             mod = __import__(Interpreter.__module__, fromlist=["OpResolverType"])
-            kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            kwargs["experimental_op_resolver_type"] = getattr(mod.OpResolverType, KERNEL_PATHS[kernels])
         try:
             with quiet_litert_log():
                 self._setup(Interpreter, kwargs)

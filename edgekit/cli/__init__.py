@@ -146,10 +146,21 @@ def _explain(model: str, result: Any, quant: dict[str, Any], unsafe: bool, quiet
 
 QUANT_OPTIONS = [
     click.option("--quantize", default=None, metavar="MODES",
-                 help="TFLite quantized artifacts: dynamic, float16, int8, int16x8 (comma-separated), or auto "
-                      "(the smallest that passes)."),
+                 help="TFLite quantized artifacts: dynamic, float16, int8, int16x8, int4 (blockwise, block 32; "
+                      "int4:128 for 128), comma-separated; or auto (a precision per Keras layer, int4/int8/float, "
+                      "chosen to the budget)."),
+    click.option("--quantize-recipe", default=None, metavar="FILE.toml",
+                 help="A TFLite precision per Keras layer by hand: [layers] \"pattern\" = \"int4|int8|float\", "
+                      "default = ... (see the README)."),
+    click.option("--quantize-engine", default=None, type=click.Choice(["litert-quantizer", "converter"]),
+                 help="Who makes TFLite recipes: the LiteRT Quantizer from the float file (default), or the "
+                      "TFLite converter's post-training quantization (no int4)."),
+    click.option("--kernels", default=None, metavar="LIST",
+                 help="LiteRT CPU kernel sets each quantized .tflite must pass on: xnnpack, reference "
+                      "(default: both; each is its own cell)."),
     click.option("--onnx-quantize", default=None, metavar="MODES",
-                 help="ONNX Runtime quantized artifacts: dynamic, static (QDQ)."),
+                 help="ONNX Runtime quantized artifacts: dynamic, static (QDQ), int4 (MatMulNBits, block 32; "
+                      "int4:128)."),
     click.option("--io-dtype", default="float32", show_default=True, type=click.Choice(["float32", "int8", "int16"]),
                  help="Inputs/outputs of int8 (int8) and int16x8 (int16) models; float32 quantizes inside the model."),
     click.option("--calibration", default=None, metavar="DATA",

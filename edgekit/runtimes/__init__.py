@@ -19,6 +19,9 @@ class RuntimeInfo:
     worker: str
     requires: tuple[str, ...]
     install: str
+    # CPU kernel sets a quantized artifact is checked on, each as its own cell (the first is
+    # what the host row runs); the runner takes the name as its ``kernels`` option
+    kernel_paths: tuple[str, ...] = ()
 
 
 RUNTIMES: dict[str, RuntimeInfo] = {
@@ -27,7 +30,8 @@ RUNTIMES: dict[str, RuntimeInfo] = {
         RuntimeInfo("tf-savedmodel", "edgekit.runtimes.tf_runners:SavedModelRunner", "tf", ("tensorflow",), "tensorflow-cpu"),
         RuntimeInfo("keras", "edgekit.runtimes.tf_runners:KerasFileRunner", "tf", ("keras", "tensorflow"), "keras tensorflow-cpu"),
         RuntimeInfo("keras-weights", "edgekit.runtimes.tf_runners:KerasWeightsRunner", "tf", ("keras", "tensorflow"), "keras tensorflow-cpu"),
-        RuntimeInfo("litert", "edgekit.runtimes.litert:LiteRTRunner", "rt", ("ai_edge_litert|tflite_runtime",), "ai-edge-litert"),
+        RuntimeInfo("litert", "edgekit.runtimes.litert:LiteRTRunner", "rt", ("ai_edge_litert|tflite_runtime",), "ai-edge-litert",
+                    kernel_paths=("xnnpack", "reference")),
         RuntimeInfo("onnxruntime", "edgekit.runtimes.onnxrt:OnnxRuntimeRunner", "rt", ("onnxruntime",), "onnxruntime"),
     ]
 }

@@ -15,7 +15,7 @@ class LiteRTRunner(Runner):
         from edgekit.runtime import TFLitePredictor
 
         self._pred = TFLitePredictor(self.path, threads=self.options.get("threads", 1),
-                                     xnnpack=self.options.get("xnnpack", True))
+                                     xnnpack=self.options.get("xnnpack", True), kernels=self.options.get("kernels"))
 
     def _io(self) -> tuple[list[str], list[str]]:
         self.load()

@@ -31,6 +31,11 @@ _QUALITY: dict[str, tuple[float, float]] = {  # policy -> (min SNR dB, min top-1
     "int16x8": (30.0, 0.95),
     "dynamic_int8": (20.0, 0.90),
     "int8": (15.0, 0.90),
+    # blockwise int4 weights: what int4 of the guide models and small random-weight
+    # transformers meets (18-22 dB measured); a per-layer recipe chosen to a budget must
+    # meet the budget of dynamic-range int8
+    "int4": (12.0, 0.85),
+    "mixed": (20.0, 0.90),
 }
 
 
