@@ -87,7 +87,7 @@ class ArtifactSteps:
     def row(self, job: Job, prefix: str) -> ArtifactResult:
         """One row: the format's export paths tried in order until one yields an artifact
         that passes its check (most formats have one path)."""
-        paths = FORMATS[job.format].paths if job.recipe is None else ("",)
+        paths = FORMATS[job.format].paths if job.recipe is None else job.recipe.engines
         tried: list[str] = []
         for i, path in enumerate(paths):
             row, staged = self._attempt(job, prefix, path)
@@ -174,6 +174,11 @@ class ArtifactSteps:
         ctx, info, recipe = self.ctx, FORMATS[job.format], job.recipe
         cal = ctx.data.calibration
         arrays = cal.arrays if (recipe and recipe.needs_calibration and cal is not None) else None
+        if recipe is not None and path and path != recipe.engine:  # another engine's path for this mode
+            import dataclasses
+
+            recipe = dataclasses.replace(recipe, engine=path)
+            job = dataclasses.replace(job, recipe=recipe)
         if recipe is not None and info.quantizer and recipe.from_float:
             base = self.exported.get(job.format)
             if base is None:

@@ -31,7 +31,7 @@ class ConvertOptions:
     quantize: tuple[str, ...] = ()  # TFLite modes, or ("auto",)
     onnx_quantize: tuple[str, ...] = ()
     quantize_engine: str | None = None  # TFLite: litert-quantizer (default) or converter
-    quantize_recipe: str | None = None  # a TOML file: a precision per Keras layer pattern
+    quantize_recipe: str | Mapping[str, Any] | None = None  # a TOML file (or its table): precision per layer pattern
     kernels: tuple[str, ...] = ()  # CPU kernel sets quantized artifacts are checked on (empty: all)
     io_dtype: str = "float32"
     calibration: str | None = None

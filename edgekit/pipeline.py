@@ -89,7 +89,8 @@ def convert(model: str, out_dir: str | os.PathLike[str], options: ConvertOptions
     profiles = resolve_devices(list(opts.devices) if opts.devices else None)
     jobs = build_jobs(list(opts.formats), opts.recipes())
     out = Path(out_dir)
-    outd = _out_dir(out, source, jobs, opts.force, [opts.inputs, opts.calibration, opts.eval_data])
+    recipe_file = opts.quantize_recipe if isinstance(opts.quantize_recipe, str) else None
+    outd = _out_dir(out, source, jobs, opts.force, [opts.inputs, opts.calibration, opts.eval_data, recipe_file])
     arrays, label = _given(opts, source, input_arrays, input_label)
     _check_calibration_early(opts, source)
     if golden_outputs is not None and input_arrays is None:

@@ -51,6 +51,9 @@ class Recipe:
     layers: tuple[tuple[str, str], ...] = ()
     default: str = "int8"
     search: bool = False  # MIXED chosen per layer to the budget (--quantize auto)
+    # the engine was not chosen by the user: where the default engine's file fails its check,
+    # the other engine that has the mode makes it instead (the row says why)
+    fallback: bool = True
 
     def __post_init__(self) -> None:
         if self.family not in ("tflite", "onnx"):
@@ -88,6 +91,15 @@ class Recipe:
     @property
     def needs_calibration(self) -> bool:
         return self.approach in (Approach.INT8, Approach.INT16X8, Approach.ONNX_STATIC)
+
+    @property
+    def engines(self) -> tuple[str, ...]:
+        """The engines tried in order: the recipe's own, then, unless the user chose it, the
+        TFLite converter for the modes it has."""
+        if (self.family == "tflite" and self.fallback and self.engine == TFLITE_ENGINES[0]
+                and self.approach in (Approach.DYNAMIC_INT8, Approach.FLOAT16, Approach.INT8, Approach.INT16X8)):
+            return TFLITE_ENGINES
+        return (self.engine or "",)
 
     @property
     def from_float(self) -> bool:
@@ -165,7 +177,7 @@ def parse_modes(text: str | None, family: str, io_dtype: str = "float32", calibr
         if approach is Approach.ONNX_STATIC and cm is None:
             cm = "minmax"
         out.append(Recipe(n, family, approach, io, cm, samples, block,
-                          engine=engine if family == "tflite" else None))
+                          engine=engine if family == "tflite" else None, fallback=engine is None))
     return out
 
 

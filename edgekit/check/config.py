@@ -119,6 +119,7 @@ _MODEL_KEYS = (
     "model", "formats", "quantize", "onnx_quantize", "io_dtype", "calibration", "calibration_samples",
     "calibration_method", "eval_data", "inputs", "batch_size", "seed", "shapes", "opset", "devices",
     "custom_objects", "unsafe", "timeout", "repeats", "target_runtime", "tolerance", "budgets",
+    "quantize_recipe", "quantize_engine", "kernels",
 )
 _RUN_KEYS = ("out", "golden_dir", "regression")
 _REGRESSION_KEYS = ("max_size_increase", "max_latency_increase")
@@ -423,13 +424,15 @@ def _lists(v: _Validator, d: dict[str, Any], kp: Callable[..., tuple[str, ...]],
 
     choices = {"formats": (list(FORMATS), "format", ""), "quantize": (list(TFLITE_MODES) + ["auto"], "TFLite mode", ""),
                "onnx_quantize": (list(ONNX_MODES), "ONNX mode", ""),
-               "devices": (known, "device", " (see 'edgekit devices')")}
-    defaults = {"formats": list(FORMATS), "quantize": [], "onnx_quantize": [], "devices": [HOST]}
+               "devices": (known, "device", " (see 'edgekit devices')"),
+               "kernels": (["xnnpack", "reference"], "kernel path", "")}
+    defaults = {"formats": list(FORMATS), "quantize": [], "onnx_quantize": [], "devices": [HOST], "kernels": []}
     out = {}
     for key, (allowed, what, hint) in choices.items():
         out[key] = v.value(d.get(key, defaults[key]), kp(key), _list_of(_str))
         for x in out[key]:
-            if x not in allowed:
+            base = x.partition(":")[0] if key in ("quantize", "onnx_quantize") else x  # int4:128
+            if base not in allowed:
                 sep = "known" if key == "devices" else "choose from"
                 v.fail(kp(key), f"unknown {what} {x!r}; {sep}: {', '.join(allowed)}{hint}")
     out["devices"] = [HOST] + [dev for dev in dict.fromkeys(out["devices"]) if dev != HOST]  # the host is always checked
@@ -445,6 +448,20 @@ def _scalars(v: _Validator, d: dict[str, Any], kp: Callable[..., tuple[str, ...]
     for key, special in (("calibration", SPECIAL_DATA), ("eval_data", ("digits",)), ("inputs", ())):
         if key in d:
             out[key] = v.path_value(d[key], kp(key), special)
+    if "quantize_recipe" in d:  # a TOML file, or the same table inline
+        raw = d["quantize_recipe"]
+        if isinstance(raw, dict):
+            from edgekit.quantize.recipes import layer_recipe
+
+            try:
+                layer_recipe(raw, "quantize_recipe")
+            except errors.InputError as exc:
+                v.fail(kp("quantize_recipe"), str(exc).removeprefix("quantize_recipe: "))
+            out["quantize_recipe"] = raw
+        else:
+            out["quantize_recipe"] = v.path_value(raw, kp("quantize_recipe"), ())
+    if "quantize_engine" in d:
+        out["quantize_engine"] = v.value(d["quantize_engine"], kp("quantize_engine"), _str)
     if "custom_objects" in d:
         v.gate_unsafe(kp("custom_objects"), "custom_objects")
         out["custom_objects"] = v.code_path(d["custom_objects"], kp("custom_objects"))

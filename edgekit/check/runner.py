@@ -102,7 +102,9 @@ def cache_key(case: ModelCase, golden_meta: dict[str, Any] | None, tools: dict[s
         "tools": tools,
         "case": case.conversion_json(),
         "files": {"model": _file_digest(case.model), **{k: _file_digest(getattr(case.options, k)) for k in
-                                                         ("inputs", "calibration", "eval_data", "custom_objects")}},
+                                                         ("inputs", "calibration", "eval_data", "custom_objects")},
+                  "quantize_recipe": (_file_digest(case.options.quantize_recipe)
+                                      if isinstance(case.options.quantize_recipe, str) else None)},
         "golden": golden_meta.get("arrays") if golden_meta else None,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
@@ -387,6 +389,7 @@ class CheckRun:
         from edgekit.outdir import CHECK_MARKER, OutDir
 
         files = [getattr(m.options, k) for m in self.cfg.models for k in ("inputs", "calibration", "eval_data")]
+        files += [m.options.quantize_recipe for m in self.cfg.models if isinstance(m.options.quantize_recipe, str)]
         files += [m.model for m in self.cfg.models if not m.model.startswith("builtin:") and ".py:" not in m.model]
         outd = OutDir(self.out, force=self.force, protected=[f for f in files if f and os.path.exists(f)],
                       planned=["models", ".cache", "report.json"], marker=CHECK_MARKER)

@@ -55,6 +55,9 @@ def test_int8_for_every_guide_model(name, pool, tmp_path):
     rows = _by_label(r)
     for label in ("tflite:int8", "onnx:static"):
         assert rows[label].status == PASS, (label, rows[label].error)
+        if label == "tflite:int8" and rows[label].meta["engine"] == "converter":
+            # the LiteRT Quantizer's file failed its check (unrolled LSTM/GRU): the converter made it
+            assert name in ("lstm", "gru") and "earlier paths failed: litert-quantizer" in " ".join(rows[label].notes)
         assert rows[label].comparison.min_snr_db > 15  # the int8 criterion (LiteRT Quantizer: 18.7 dB on two_input)
     assert any("NOT meaningful" in n for n in rows["tflite:int8"].notes)
     assert r.calibration["meaningful"] is False
@@ -75,8 +78,15 @@ def test_integer_io_models_are_checked_on_float_data(pool, tmp_path):
     assert load(tmp_path / "model_int8.tflite").inputs[0].dtype == "int8"
 
 
-def test_int16x8_refuses_integer_inputs_precisely(pool, tmp_path):
-    r = convert("builtin:embedding", tmp_path, formats="tflite", quantize="int16x8", calibration="random", pool=pool)
+def test_int16x8_of_a_token_model(pool, tmp_path):
+    # the LiteRT Quantizer keeps integer token inputs as they are; the converter's PTQ cannot
+    # calibrate them, and says so precisely
+    r = convert("builtin:embedding", tmp_path / "q", formats="tflite", quantize="int16x8", calibration="random",
+                pool=pool)
+    row = _by_label(r)["tflite:int16x8"]
+    assert row.status == PASS and row.meta["engine"] == "litert-quantizer", row.error
+    r = convert("builtin:embedding", tmp_path / "c", formats="tflite", quantize="int16x8", calibration="random",
+                quantize_engine="converter", pool=pool)
     row = _by_label(r)["tflite:int16x8"]
     assert row.status == ERROR and "cannot calibrate integer model inputs (tokens: int32)" in row.error
 
@@ -110,27 +120,17 @@ def test_accuracy_gate_and_auto(trained_mlp, pool, tmp_path):
     row = _by_label(strict)["tflite:int8"]
     if row.task["drop"] > 0:
         assert row.status == MISMATCH and "--max-accuracy-drop" in row.error and strict.exit_code == 3
-    # auto: smallest first; int8 meets a 1-point gate, so nothing larger is made
-    auto = convert(trained_mlp, tmp_path / "b", formats="tflite", quantize="auto", calibration="digits",
-                   eval_data="digits", max_accuracy_drop=1.0, pool=pool)
-    rows = _by_label(auto)
-    assert rows["tflite:int8"].status == PASS
-    assert all(rows[f"tflite:{m}"].status == SKIPPED for m in ("int16x8", "dynamic", "float16"))
-    assert auto.exit_code == 0 and not (tmp_path / "b" / "model_float16.tflite").exists()
-
-
-def test_auto_rejects_with_reasons_when_nothing_passes(trained_mlp, pool, tmp_path):
-    # calibrating on random data ruins int8/int16x8 for real digits: auto says why and moves on
-    r = convert(trained_mlp, tmp_path, formats="tflite", quantize="auto", calibration="random",
-                eval_data="digits", max_accuracy_drop=0.5, pool=pool)
-    rows = _by_label(r)
-    statuses = {k: v.status for k, v in rows.items() if v.recipe}
-    assert REJECTED in statuses.values() or statuses["tflite:int8"] == PASS
-    for v in rows.values():
-        if v.status == REJECTED:
-            assert "drop" in v.error and v.path is None
-    chosen = [k for k, v in statuses.items() if v == PASS]
-    assert len(chosen) == 1
+    # auto: one artifact, a precision per Keras layer, searched until the 1-point gate holds
+    auto = convert(trained_mlp, tmp_path / "b", formats="tflite", quantize="auto", eval_data="digits",
+                   max_accuracy_drop=1.0, kernels="xnnpack", pool=pool)
+    row = _by_label(auto)["tflite:auto"]
+    assert row.status == PASS and row.task["drop"] <= 1.0, row.error
+    assert "accuracy drop <= 1 points" in row.meta["search"]["budget"]
+    layers = {x["layer"]: x["precision"] for x in row.meta["layers"]}
+    assert set(layers) == {"dense_1", "dense_2", "probs"}, layers  # Keras layer names
+    assert "int4" in layers.values()  # the smallest precision is kept where the gate allows
+    assert row.size < 0.3 * _by_label(auto)["tflite"].size
+    assert auto.exit_code == 0 and (tmp_path / "b" / "model_auto.tflite").is_file()
 
 
 @pytest.mark.parametrize("method", ["minmax", "entropy", "percentile"])

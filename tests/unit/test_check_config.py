@@ -284,3 +284,39 @@ def test_a_device_change_invalidates_the_check_cache(monkeypatch):
         monkeypatch.setattr(Path, "read_bytes", lambda p, f=f: real(p) + (b"\n# edited" if p.resolve() == f else b""))
         monkeypatch.setattr(runner, "_CODE_DIGEST", None)
         assert runner.code_digest() != before, f"{f.name} is not in the digest"
+
+
+def test_quantization_recipes_in_a_config(tmp_path):
+    (tmp_path / "recipe.toml").write_text('[layers]\n"ffn_.*" = "int4"\n')
+    cfg = load_config(write(tmp_path, """
+        [models.a]
+        model = "builtin:mlp"
+        formats = ["tflite"]
+        quantize = ["int4:128", "auto"]
+        kernels = ["xnnpack"]
+        quantize_recipe = "recipe.toml"
+        [models.b]
+        model = "builtin:mlp"
+        quantize_engine = "converter"
+        quantize = ["dynamic"]
+        [models.b.quantize_recipe]
+        default = "int8"
+        layers = { "dense_1" = "float" }
+    """))
+    a, b = cfg.models
+    assert a.options.quantize == ("int4:128", "auto") and a.options.kernels == ("xnnpack",)
+    assert a.options.quantize_recipe == str(tmp_path / "recipe.toml")
+    assert [r.mode for r in a.options.recipes()] == ["int4:128", "auto", "recipe"]
+    assert b.options.quantize_engine == "converter" and b.options.quantize_recipe["layers"] == {"dense_1": "float"}
+    msg = error_of(tmp_path, """
+        [models.a]
+        model = "builtin:mlp"
+        [models.a.quantize_recipe]
+        layers = { "x" = "int2" }
+    """)
+    assert "quantize_recipe" in msg and "choose from int4, int8, float" in msg
+    assert "kernel path 'ref'" in error_of(tmp_path, """
+        [models.a]
+        model = "builtin:mlp"
+        kernels = ["ref"]
+    """)
