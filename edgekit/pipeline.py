@@ -136,16 +136,22 @@ def _given(opts: ConvertOptions, source: ModelSource, input_arrays: Mapping[str,
 
 def _check_calibration_early(opts: ConvertOptions, source: ModelSource) -> None:
     """Calibration arrays whose names or shapes do not fit a .keras file's declared inputs
-    fail before a worker imports TensorFlow, as --inputs does."""
+    fail before a worker imports TensorFlow, as --inputs does (labels in the file are not
+    inputs, as in edgekit.quantize.calibration)."""
     cal = opts.calibration
     if not cal or source.kind != "keras" or not cal.lower().endswith((".npz", ".npy")) or not os.path.isfile(cal):
         return
-    from edgekit.precheck import check_inputs_early
+    from edgekit.feeds import bind
+    from edgekit.precheck import keras_input_specs
+    from edgekit.quantize.calibration import LABEL_COLUMNS
 
-    try:
-        check_inputs_early(source.kind, source.location, load_arrays(cal))
-    except errors.InputError as exc:
-        raise errors.InputError(f"--calibration {cal}: {exc}") from None
+    declared = keras_input_specs(source.location)
+    if declared is None:
+        return
+    names = {sp.name for sp in declared}
+    arrays = {k: v for k, v in load_arrays(cal).items()
+              if k in names or (k not in LABEL_COLUMNS and not k.startswith("y_"))}
+    bind(arrays, declared, source="--calibration")
 
 
 def _traced(source: ModelSource, opts: ConvertOptions, arrays: Mapping[str, np.ndarray] | None) -> ModelSource:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 MANIFEST_VERSION = 1
 TOOLS = ("edgekit", "tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime",
-         "ai-edge-litert", "tflite-runtime", "numpy", "h5py")
+         "ai-edge-litert", "tflite-runtime", "litert-quantizer", "onnx-ir", "numpy", "h5py")
 
 
 def tool_versions() -> dict[str, str]:
