@@ -8,7 +8,7 @@ means "this format cannot hold the model". Nothing here branches on a format's n
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,7 +19,8 @@ from edgekit.checkinputs import CheckInputs
 from edgekit.converters import FORMATS
 from edgekit.models.source import ModelSource
 from edgekit.results import ArtifactResult, Job, Status
-from edgekit.runtimes import RUNTIMES, unavailable_reason
+from edgekit.cells import kernel_cells
+from edgekit.runtimes import RUNTIMES, checked_kernel_paths, unavailable_reason
 from edgekit.specs import ModelSpec
 from edgekit.tolerances import tolerances_for
 from edgekit.validate import Comparison, compare
@@ -113,17 +114,13 @@ class ArtifactSteps:
             self.ctx.say(f"{prefix}: {row.status}" + (f" ({row.error})" if row.error else ""))
         return row
 
-    def drop(self, row: ArtifactResult) -> None:
-        """Leave ``row``'s artifact out of the output (``--quantize auto`` keeps one mode)."""
-        self.staged = [t for t in self.staged if t[1] is not row]
-
     def _failed(self, row: ArtifactResult, job: Job, prefix: str, stage: str, exc: Exception) -> ArtifactResult:
         # name the file where the user will find it, not its staging path
         row.status, row.stage = Status.ERROR, stage
         row.error = str(exc).replace(str(self.ctx.staging), str(self.ctx.out))
         not_held = FORMATS[job.format].may_not_hold
         if isinstance(exc, errors.NotApplicable):  # a mode this model cannot take
-            row.status, row.stage, row.error = Status.SKIPPED, "", row.error
+            row.status, row.stage = Status.SKIPPED, ""
             self.ctx.say(f"{prefix}: n/a ({row.error})")
         elif not_held:  # a file this format cannot write or read back for the model: n/a, not a failure
             row.status, row.stage = Status.SKIPPED, ""
@@ -175,10 +172,8 @@ class ArtifactSteps:
         cal = ctx.data.calibration
         arrays = cal.arrays if (recipe and recipe.needs_calibration and cal is not None) else None
         if recipe is not None and path and path != recipe.engine:  # another engine's path for this mode
-            import dataclasses
-
-            recipe = dataclasses.replace(recipe, engine=path)
-            job = dataclasses.replace(job, recipe=recipe)
+            recipe = replace(recipe, engine=path)
+            job = replace(job, recipe=recipe)
         if recipe is not None and info.quantizer and recipe.from_float:
             base = self.exported.get(job.format)
             if base is None:
@@ -209,9 +204,7 @@ class ArtifactSteps:
                                "layers": list(ctx.spec.layers)}
         if ctx.opts.max_accuracy_drop is not None and ctx.data.eval is not None:
             out["gate"] = {"max_drop": ctx.opts.max_accuracy_drop, "eval": ctx.data.eval, "refs": ctx.ref.eval_refs}
-        paths = RUNTIMES[job.runtime].kernel_paths
-        required = [k for k in paths if k in (ctx.opts.kernels or paths)]
-        if "reference" in required:
+        if "reference" in checked_kernel_paths(job.runtime, ctx.opts.kernels):
             out["no_int4"] = ("auto: int4 left out, because the reference kernels are checked and have no blockwise "
                               "int4 kernel (they return zeros); pass --kernels xnnpack to allow it")
         return out
@@ -280,7 +273,7 @@ class ArtifactSteps:
         row.devices = ctx.devices.cells(ctx, job, row, prefix, staged, res["outputs"])
         row.status = Status.PASS if row.comparison else Status.MISMATCH
         if job.recipe is not None:
-            row.kernels = ctx.devices.kernel_cells(ctx, job, row, prefix, staged, res["outputs"])
+            row.kernels = kernel_cells(ctx, job, row, prefix, staged, res["outputs"])
         if not row.comparison:
             row.stage, row.error = "compare", "; ".join(row.comparison.failures())
         elif ctx.inputs.feeds2 is not None and not row.meta.get("fixed_shapes"):

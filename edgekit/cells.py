@@ -34,10 +34,6 @@ class DeviceCells:
               host_out: dict[str, np.ndarray]) -> dict[str, Cell]:
         return {prof.name: self.cell(ctx, prof, job, row, prefix, staged, host_out) for prof in self.profiles[1:]}
 
-    def kernel_cells(self, ctx: Any, job: Job, row: ArtifactResult, prefix: str, staged: Path,
-                     host_out: dict[str, np.ndarray]) -> dict[str, Cell]:
-        return kernel_cells(ctx, job, row, prefix, staged, host_out)
-
     def cell(self, ctx: Any, prof: Any, job: Job, row: ArtifactResult, prefix: str, staged: Path,
              host_out: dict[str, np.ndarray]) -> Cell:
         cell = Cell(Status.NOT_APPLICABLE, prof.emulated)
@@ -83,16 +79,15 @@ def kernel_cells(ctx: Any, job: Job, row: ArtifactResult, prefix: str, staged: P
     """The artifact on each other CPU kernel set of its runtime (LiteRT: the reference
     kernels beside XNNPACK, which the host row ran), judged by the artifact's own criteria.
     A path that fails is a failed cell naming the path; the row lists where it may be deployed."""
-    from edgekit.runtimes import RUNTIMES
+    from edgekit.runtimes import RUNTIMES, checked_kernel_paths
 
     paths = RUNTIMES[job.runtime].kernel_paths
-    wanted = [k for k in paths if not ctx.opts.kernels or k in ctx.opts.kernels]
-    if not paths:
+    if not paths:  # a runtime with one kernel set: the host row is all there is
         return {}
     cells: dict[str, Cell] = {}
     tols = row.tolerances
-    for k in paths[1:]:
-        if k not in wanted:
+    for k in checked_kernel_paths(job.runtime, ctx.opts.kernels):
+        if k == paths[0]:  # the host row's own path
             continue
         cell = Cell(Status.NOT_APPLICABLE, False)
         ctx.say(f"{prefix}: running on the {k} kernels")
@@ -114,8 +109,7 @@ def kernel_cells(ctx: Any, job: Job, row: ArtifactResult, prefix: str, staged: P
                        if np.asarray(v).size)
             cell.error = f"{k} kernels: " + ("every output is zero; " if flat else "") + "; ".join(cell.comparison.failures())
         cells[k] = cell
-    host_path = paths[0]
-    ok = [host_path] + [k for k, c in cells.items() if c.status == Status.PASS]
+    ok = [paths[0]] + [k for k, c in cells.items() if c.status == Status.PASS]
     bad = [k for k, c in cells.items() if c.status != Status.PASS]
     if cells:
         row.notes.append(f"kernel paths: deploy on {', '.join(ok) if row.status != Status.MISMATCH else '(none)'}"

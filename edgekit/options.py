@@ -88,11 +88,6 @@ class ConvertOptions:
     def replace(self, **changes: Any) -> "ConvertOptions":
         return dataclasses.replace(self, **changes)
 
-    @property
-    def auto(self) -> bool:
-        """``--quantize auto``: a precision per layer, chosen to the budget."""
-        return "auto" in self.quantize
-
     def recipes(self) -> list[Any]:
         """The quantized artifacts asked for, TFLite first (``InputError`` on an unknown mode)."""
         from edgekit.quantize.recipes import parse_modes

@@ -143,15 +143,11 @@ def _check_calibration_early(opts: ConvertOptions, source: ModelSource) -> None:
         return
     from edgekit.feeds import bind
     from edgekit.precheck import keras_input_specs
-    from edgekit.quantize.calibration import LABEL_COLUMNS
+    from edgekit.quantize.calibration import without_labels
 
     declared = keras_input_specs(source.location)
-    if declared is None:
-        return
-    names = {sp.name for sp in declared}
-    arrays = {k: v for k, v in load_arrays(cal).items()
-              if k in names or (k not in LABEL_COLUMNS and not k.startswith("y_"))}
-    bind(arrays, declared, source="--calibration")
+    if declared is not None:
+        bind(without_labels(load_arrays(cal), declared), declared, source="--calibration")
 
 
 def _traced(source: ModelSource, opts: ConvertOptions, arrays: Mapping[str, np.ndarray] | None) -> ModelSource:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -13,6 +13,12 @@ from edgekit.feeds import IMAGE_SUFFIXES, image_pixels, require_pillow
 from edgekit.specs import TensorSpec
 
 LABEL_COLUMNS = {"label", "labels", "y", "target", "class"}
+
+
+def without_labels(arrays: Mapping[str, np.ndarray], specs: Sequence[Any]) -> dict[str, np.ndarray]:
+    """Labelled data calibrates too: labels (y, or y_<output> per output) are not inputs."""
+    names = {sp.name for sp in specs}
+    return {k: v for k, v in arrays.items() if k in names or (k not in LABEL_COLUMNS and not k.startswith("y_"))}
 
 
 @dataclass
@@ -59,11 +65,7 @@ def load_calibration(source: str, specs: tuple[TensorSpec, ...], samples: int = 
     elif p.suffix.lower() == ".csv":
         arrays, note = _csv(p, specs), f"CSV {p.name}"
     else:
-        arrays, note = load_arrays(source), p.name
-        # labelled data calibrates too: labels (y, or y_<output> per output) are not inputs
-        names = {sp.name for sp in specs}
-        arrays = {k: v for k, v in arrays.items()
-                  if k in names or (k not in LABEL_COLUMNS and not k.startswith("y_"))}
+        arrays, note = without_labels(load_arrays(source), specs), p.name
     bound = bind(_draw(arrays, samples, seed), specs, source="--calibration")
     return Calibration(bound, f"{next(iter(bound.values())).shape[0]} samples from {note}")
 

@@ -27,6 +27,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from edgekit.errors import ConversionError, InputError, NotApplicable
+from edgekit.quantize.recipes import LAYER_PRECISIONS
 
 INT4_OPS = ("FULLY_CONNECTED", "EMBEDDING_LOOKUP")
 # Ops whose constant weights a per-layer recipe can quantize (int8; int4 on INT4_OPS only).
@@ -69,20 +70,17 @@ def _lib() -> Any:
     return quantizer, qtyping, fbu
 
 
-def weight_ops(buf: bytes, layer_names: list[str] | None = None, model_name: str | None = None) -> tuple[list[WeightOp], Counter]:
-    """The ops of the main subgraph with constant weights, in execution order, each with its
-    Keras layer; and the count of every op type in the model."""
+def weight_ops(buf: bytes, layer_names: list[str] | None = None, model_name: str | None = None) -> list[WeightOp]:
+    """The ops with constant float weights, in execution order, each with its Keras layer."""
     from edgekit.quantize.debug import keras_layer_map
 
     _, _, fbu = _lib()
     model = fbu.read_model(buf)
     found: list[WeightOp] = []
-    counts: Counter = Counter()
     for sg in model.subgraphs:
         for op in sg.operators or []:
             name = fbu.TFL_OP_CODE_TO_NAME.get(model.operatorCodes[op.opcodeIndex].builtinCode, "CUSTOM")
             name = str(getattr(name, "value", name))
-            counts[name] += 1
             if name not in WEIGHT_OPS:
                 continue
             wi = _WEIGHT_INPUT.get(name, 1)
@@ -102,7 +100,7 @@ def weight_ops(buf: bytes, layer_names: list[str] | None = None, model_name: str
                                 list(layer_names), model_name)
         for w in found:
             w.layer = owner.get(w.tensor) or next((owner[o] for o in w.others if o in owner), None)
-    return found, counts
+    return found
 
 
 def scope_regex(ops: list[WeightOp]) -> str:
@@ -134,8 +132,6 @@ def _configure(q: Any, recipe: Any, ops: list[WeightOp], precisions: Mapping[str
             q.update_quantization_recipe(".*", Op.INPUT, algorithm_key="no_quantize")
             q.update_quantization_recipe(".*", Op.OUTPUT, algorithm_key="no_quantize")
     elif a in (Approach.INT4, Approach.MIXED):
-        if a is Approach.INT4:
-            precisions = {w.scope: "int4" for w in ops if w.op in INT4_OPS}
         _apply_precisions(q, qtyping, ops, precisions or {}, recipe.block_size, notes)
     else:
         raise ConversionError(f"the LiteRT Quantizer has no mode {recipe.mode}")
@@ -217,7 +213,7 @@ def quantize_bytes(buf: bytes, recipe: Any, ops: list[WeightOp], calibration: Ma
     return bytes(out), notes
 
 
-def float_ops_note(counts: Counter, ops: list[WeightOp], quantized: set[str]) -> str | None:
+def float_ops_note(ops: list[WeightOp], quantized: set[str]) -> str | None:
     """Which weight ops stay float (``quantized``: the scopes that were quantized)."""
     left = Counter(w.op for w in ops if w.scope not in quantized)
     return None if not left else "weights that stay float: " + ", ".join(f"{k} x{v}" for k, v in sorted(left.items()))
@@ -234,12 +230,9 @@ def precisions_by_layer(ops: list[WeightOp], precisions: Mapping[str, str], bloc
         r = rows.setdefault(key, {"layer": key, "ops": [], "precision": p, "weights": 0})
         r["ops"].append(w.op)
         r["weights"] += w.size
-        if LAYER_ORDER.index(p) > LAYER_ORDER.index(r["precision"]):
+        if LAYER_PRECISIONS.index(p) > LAYER_PRECISIONS.index(r["precision"]):
             r["precision"] = p  # a layer is reported at the widest precision any of its ops has
     return list(rows.values())
-
-
-LAYER_ORDER = ("int4", "int8", "float")
 
 
 def match_layers(ops: list[WeightOp], layers: tuple[tuple[str, str], ...], default: str) -> tuple[dict[str, str], list[str]]:
@@ -276,7 +269,7 @@ def quantize(float_path: str, out_path: str, recipe_json: dict[str, Any],
     meta: dict[str, Any] = {"engine": "litert-quantizer", "notes": []}
     if recipe.approach not in (Approach.INT8, Approach.INT16X8):
         buf = _with_lookups(buf, context, meta["notes"])
-    ops, counts = weight_ops(buf, context.get("layers"), context.get("model_name"))
+    ops = weight_ops(buf, context.get("layers"), context.get("model_name"))
     if recipe.approach is Approach.INT4 and not any(w.op in INT4_OPS for w in ops):
         present = ", ".join(f"{k}" for k in sorted({w.op for w in ops})) or "none"
         raise NotApplicable(f"int4 applies to FULLY_CONNECTED and EMBEDDING_LOOKUP weights, and this model has none "
@@ -300,7 +293,7 @@ def quantize(float_path: str, out_path: str, recipe_json: dict[str, Any],
         meta["notes"].extend(notes)
     if precisions is not None:
         meta["layers"] = precisions_by_layer(ops, precisions, recipe.block_size or 32)
-        note = float_ops_note(counts, ops, {s for s, p in precisions.items() if p != "float"})
+        note = float_ops_note(ops, {s for s, p in precisions.items() if p != "float"})
         if note:
             meta["notes"].append(note)
     atomic_write_bytes(Path(out_path), out)

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from edgekit.errors import ConversionError, InputError
+from edgekit.errors import ConversionError, InputError, NotApplicable
 
 
 def calibration_reader(calibration: Mapping[str, np.ndarray], limit: int | None = None) -> Any:
@@ -62,22 +62,14 @@ def host_has_vnni() -> bool | None:
     return None
 
 
-def _snr_db(reference: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> float:
-    worst = float("inf")
-    for k, ref in reference.items():
-        a = np.asarray(ref, np.float64).ravel()
-        b = np.asarray(outputs[k], np.float64).ravel()
-        noise = float(np.sum((a - b) ** 2))
-        snr = float("inf") if noise == 0 else 10 * np.log10(max(float(np.sum(a ** 2)), 1e-300) / noise)
-        worst = min(worst, snr)
-    return worst
-
-
 def _measure(path: str, context: Mapping[str, Any]) -> float:
+    """The worst output's SNR (dB) of the file against the model on the check inputs."""
     from edgekit.runtimes.onnxrt import OnnxRuntimeRunner
+    from edgekit.validate import compare, default_tolerance
 
     with OnnxRuntimeRunner(path) as r:
-        return _snr_db(context["reference"], r.infer(context["feeds"]))
+        snr = compare(context["reference"], r.infer(context["feeds"]), default_tolerance("dynamic_int8")).min_snr_db
+    return float("-inf") if snr is None else snr
 
 
 def _dynamic(src: str, out_tmp: str, tmp: str, context: Mapping[str, Any] | None, notes: list[str]) -> dict[str, Any]:
@@ -102,31 +94,36 @@ def _dynamic(src: str, out_tmp: str, tmp: str, context: Mapping[str, Any] | None
     return {"onnx_weights": best, "onnx_variants_snr_db": scores}
 
 
-def _int4(src: str, out_tmp: str, block: int, notes: list[str], include: list[str] | None = None) -> None:
-    """Blockwise symmetric int4 weights on MatMul and Gather (embedding tables), RTN."""
+def _int4(src: str, out_tmp: str, block: int, notes: list[str]) -> None:
+    """Blockwise symmetric int4 weights on MatMul and Gather (embedding tables), RTN; ``n/a``
+    where no weight of the graph takes them."""
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
+    model = onnx.load(src)
+    if not any(n.op_type in ("MatMul", "Gather") for n in model.graph.node):
+        raise NotApplicable("int4 applies to MatMul and Gather weights, and this graph has none: every op stays float")
     errors_seen = []
     for ops in (("MatMul", "Gather"), ("MatMul",)):
         try:
-            q = MatMulNBitsQuantizer(onnx.load(src), bits=4, block_size=block, is_symmetric=True,
-                                     op_types_to_quantize=ops, quant_axes=(("MatMul", 0), ("Gather", 1)),
-                                     nodes_to_include=include)
+            q = MatMulNBitsQuantizer(model if not errors_seen else onnx.load(src), bits=4, block_size=block,
+                                     is_symmetric=True, op_types_to_quantize=ops,
+                                     quant_axes=(("MatMul", 0), ("Gather", 1)))
             q.process()
-            q.model.save_model_to_file(out_tmp, use_external_data_format=False)
-            if ops == ("MatMul",):
-                notes.append(f"embedding tables stay float: {errors_seen[0]}")
-            return
         except Exception as exc:  # noqa: BLE001 - ORT's quantizer raises many types
             errors_seen.append(str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__)
+            continue
+        kinds = [n.op_type for n in q.model.model.graph.node]
+        if not any(k in ("MatMulNBits", "GatherBlockQuantized") for k in kinds):
+            raise NotApplicable(f"no MatMul or Gather weight of this graph takes int4 block {block} "
+                                "(no constant weight, or a shape the block does not divide): every op stays float")
+        q.model.save_model_to_file(out_tmp, use_external_data_format=False)
+        if errors_seen:
+            notes.append(f"embedding tables stay float: {errors_seen[0]}")
+        if "MatMul" in kinds:
+            notes.append(f"MatMul x{kinds.count('MatMul')} stay float (no constant weight, or a shape int4 does not take)")
+        return
     raise ConversionError(f"ONNX int4 quantization failed: {errors_seen[-1]}")
-
-
-def _count(path: str, op_types: tuple[str, ...]) -> int:
-    import onnx
-
-    return sum(1 for n in onnx.load(path, load_external_data=False).graph.node if n.op_type in op_types)
 
 
 def quantize(float_path: str, out_path: str, recipe_json: dict[str, Any],
@@ -157,15 +154,7 @@ def quantize(float_path: str, out_path: str, recipe_json: dict[str, Any],
             if recipe.approach is Approach.ONNX_DYNAMIC:
                 meta.update(_dynamic(src, out_tmp, tmp, context, notes))
             elif recipe.approach is Approach.ONNX_INT4:
-                if not _count(src, ("MatMul", "Gather")):
-                    from edgekit.errors import NotApplicable
-
-                    raise NotApplicable("int4 applies to MatMul and Gather weights, and this graph has none: "
-                                        "every op stays float")
                 _int4(src, out_tmp, recipe.block_size or 32, notes)
-                left = _count(out_tmp, ("MatMul",))
-                if left:
-                    notes.append(f"MatMul x{left} stay float (no constant weight, or a shape int4 does not take)")
 
             elif recipe.approach is Approach.ONNX_STATIC:
                 if not calibration:

@@ -136,7 +136,6 @@ class Recipe:
 TFLITE_MODES = {"dynamic": Approach.DYNAMIC_INT8, "float16": Approach.FLOAT16, "int8": Approach.INT8,
                 "int16x8": Approach.INT16X8, "int4": Approach.INT4}
 ONNX_MODES = {"dynamic": Approach.ONNX_DYNAMIC, "static": Approach.ONNX_STATIC, "int4": Approach.ONNX_INT4}
-AUTO_FAMILY = "tflite"  # the family whose --quantize auto searches per layer
 
 
 def _mode_and_block(name: str, table: dict[str, Approach], opt: str) -> tuple[str, int | None]:

@@ -21,25 +21,18 @@ import math
 import tempfile
 from typing import Any, Mapping
 
-import numpy as np
-
 from edgekit.errors import ConversionError, NotApplicable
 from edgekit.quantize.litert_quant import INT4_OPS, WeightOp, quantize_bytes, run_bytes
+from edgekit.quantize.recipes import LAYER_PRECISIONS as LADDER  # smallest first
 
-LADDER = ("int4", "int8", "float")
 
-
-def _nsr(reference: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> float:
-    """The worst output's noise-to-signal power ratio."""
-    worst = 0.0
-    for k, ref in reference.items():
-        a = np.asarray(ref, np.float64).ravel()
-        b = np.asarray(outputs[k], np.float64).ravel()
-        fin = np.isfinite(a) & np.isfinite(b)
-        signal = float(np.sum(a[fin] ** 2))
-        noise = float(np.sum((b[fin] - a[fin]) ** 2)) + (0.0 if fin.all() else float("inf"))
-        worst = max(worst, noise / signal if signal > 0 else (0.0 if noise == 0 else float("inf")))
-    return worst
+def _nsr(comp: Any) -> float:
+    """The worst output's noise-to-signal power ratio, from the comparison's SNR (infinite
+    where shapes, names or non-finite positions differ)."""
+    snr = comp.min_snr_db
+    if comp.error or snr is None or any(o.error for o in comp.outputs):
+        return float("inf")
+    return 10 ** (-snr / 10)
 
 
 def _db(nsr: float) -> float:
@@ -71,11 +64,11 @@ class _Judge:
             out = run_bytes(buf, self.feeds, self.workdir)
         except EdgekitError as exc:
             return False, float("inf"), f"does not run ({str(exc).split(': ', 1)[-1][:120]})"
-        nsr = _nsr(self.reference, out)
+        comp = self._compare(self.reference, out, self.tol)
+        nsr = _nsr(comp)
         if self.gate is not None:
             drop = self._drop(buf)
             return drop <= self.gate["max_drop"], nsr, f"drop {drop:.2f} points"
-        comp = self._compare(self.reference, out, self.tol)
         return bool(comp), nsr, f"SNR {_db(nsr):.1f} dB"
 
     def _drop(self, buf: bytes) -> float:

@@ -37,6 +37,13 @@ RUNTIMES: dict[str, RuntimeInfo] = {
 }
 
 
+def checked_kernel_paths(runtime: str, wanted: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """The kernel paths of ``runtime`` a quantized artifact is checked on: those ``wanted``
+    (``--kernels``), or all of them when none are named; the first is the host row's."""
+    paths = RUNTIMES[runtime].kernel_paths
+    return [k for k in paths if not wanted or k in wanted]
+
+
 def unavailable_reason(name: str) -> str | None:
     """``None`` when the runtime's packages import, else what is missing and how to install it."""
     info = RUNTIMES[name]

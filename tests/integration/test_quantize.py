@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgekit.errors import InputError
-from edgekit.pipeline import ERROR, MISMATCH, PASS, REJECTED, SKIPPED, convert
+from edgekit.pipeline import ERROR, MISMATCH, PASS, convert
 from tests.conftest import run_cli
 
 BUILDERS_PY = Path(__file__).resolve().parent.parent / "fixtures" / "builders.py"
