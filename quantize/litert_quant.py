@@ -274,6 +274,9 @@ def quantize(float_path: str, out_path: str, recipe_json: dict[str, Any],
         present = ", ".join(f"{k}" for k in sorted({w.op for w in ops})) or "none"
         raise NotApplicable(f"int4 applies to FULLY_CONNECTED and EMBEDDING_LOOKUP weights, and this model has none "
                             f"(ops with weights: {present}): every op stays float")
+    if recipe.approach is Approach.INT4 and not any(w.int4_ok(recipe.block_size) for w in ops):
+        raise NotApplicable(f"no weight's input size is a multiple of the int4 block {recipe.block_size}: the file "
+                            f"would be int8 throughout (use dynamic, or a smaller block)")
     precisions: dict[str, str] | None = None
     if recipe.approach is Approach.MIXED and recipe.search:
         from edgekit.quantize.search import search

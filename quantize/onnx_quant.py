@@ -94,6 +94,13 @@ def _dynamic(src: str, out_tmp: str, tmp: str, context: Mapping[str, Any] | None
     return {"onnx_weights": best, "onnx_variants_snr_db": scores}
 
 
+def _loads(path: str) -> None:
+    """Raise where ONNX Runtime cannot load ``path``."""
+    import onnxruntime as ort
+
+    ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+
+
 def _int4(src: str, out_tmp: str, block: int, notes: list[str]) -> None:
     """Blockwise symmetric int4 weights on MatMul and Gather (embedding tables), RTN; ``n/a``
     where no weight of the graph takes them."""
@@ -110,14 +117,17 @@ def _int4(src: str, out_tmp: str, block: int, notes: list[str]) -> None:
                                      is_symmetric=True, op_types_to_quantize=ops,
                                      quant_axes=(("MatMul", 0), ("Gather", 1)))
             q.process()
+            kinds = [n.op_type for n in q.model.model.graph.node]
+            if not any(k in ("MatMulNBits", "GatherBlockQuantized") for k in kinds):
+                raise NotApplicable(f"no MatMul or Gather weight of this graph takes int4 block {block} "
+                                    "(no constant weight, or a shape the block does not divide): every op stays float")
+            q.model.save_model_to_file(out_tmp, use_external_data_format=False)
+            _loads(out_tmp)  # its int4 Gather can write a graph ONNX Runtime itself rejects
+        except NotApplicable:
+            raise
         except Exception as exc:  # noqa: BLE001 - ORT's quantizer raises many types
             errors_seen.append(str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__)
             continue
-        kinds = [n.op_type for n in q.model.model.graph.node]
-        if not any(k in ("MatMulNBits", "GatherBlockQuantized") for k in kinds):
-            raise NotApplicable(f"no MatMul or Gather weight of this graph takes int4 block {block} "
-                                "(no constant weight, or a shape the block does not divide): every op stays float")
-        q.model.save_model_to_file(out_tmp, use_external_data_format=False)
         if errors_seen:
             notes.append(f"embedding tables stay float: {errors_seen[0]}")
         if "MatMul" in kinds:

@@ -141,6 +141,26 @@ def test_int4_on_a_model_without_dense_weights_is_na(pool, tmp_path):
     assert r.exit_code == 0
 
 
+def test_int4_where_no_block_fits_is_na(pool, tmp_path):
+    r = convert(f"{BUILDERS}:odd_dense", tmp_path, formats="tflite,onnx", quantize="int4", onnx_quantize="int4",
+                pool=pool)
+    rows = _rows(r)
+    assert rows["tflite:int4"].status == SKIPPED and "multiple of the int4 block 32" in rows["tflite:int4"].error
+    # ONNX Runtime pads a weight whose input size the block does not divide: int4 all the same
+    assert rows["onnx:int4"].status == PASS and rows["onnx:int4"].size < rows["onnx"].size
+    assert r.exit_code == 0
+
+
+def test_onnx_int4_of_a_text_model_keeps_a_graph_onnx_runtime_loads(pool, tmp_path):
+    # ONNX Runtime's int4 Gather writes a graph it rejects itself for this model (the
+    # embedding feeds a ReduceMean); the table then stays float, and the row says so
+    zoo = Path(__file__).resolve().parent.parent / "fixtures" / "field_zoo.py"
+    r = convert(f"{zoo}:text_classifier", tmp_path, formats="onnx", onnx_quantize="int4", pool=pool)
+    row = _rows(r)["onnx:int4"]
+    assert row.status == PASS, row.error
+    assert any(n.startswith("embedding tables stay float") for n in row.notes), row.notes
+
+
 def test_static_modes_keep_float_io_and_the_converter_engine_stays(pool, tmp_path):
     from edgekit.runtime import load
 
