@@ -17,7 +17,9 @@ class TensorSpec:
     shape: tuple[int | None, ...]
     dtype: str
     int_range: tuple[int, int] | None = None
-    role: str | None = None  # "tokens", "mask", "segments", "image" or None: how to synthesize it
+    role: str | None = None  # inputs: "tokens", "mask", "segments", "image" or None: how to synthesize it
+    # outputs: "lm" (next-token logits over a token input's vocabulary), "features" (embeddings,
+    # encoder states) or None (scores): how a quantized artifact's output is judged
     value_range: tuple[float, float] | None = None  # floats the model expects (from preprocessing layers)
 
     def to_json(self) -> dict[str, Any]:

@@ -4,6 +4,7 @@ default policy (``edgekit.validate.default_tolerance``). The float64 truth of
 ``edgekit.validate.truth`` then judges float artifacts beside the bound."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -44,14 +45,14 @@ def tolerances_for(policy: str, spec: ModelSpec, atol: Mapping[str | None, float
     base = default_tolerance(policy)
     if device is not None and policy in device.tolerance:
         base = Tolerance(*device.tolerance[policy], f"device:{device.name}")
-    if base.quality:
-        return {name: base for name in spec.output_names}
+    if base.quality:  # each output by its kind: LM logits on top-1 and KL, features on SNR and cosine
+        return {o.name: default_tolerance(policy, o.role) if o.role else base for o in spec.outputs}
     out = {}
-    for name in spec.output_names:
-        a = atol.get(name, atol.get(None))
-        r = rtol.get(name, rtol.get(None))
+    for o in spec.outputs:  # the kind only says what else to report (top-1 and KL of LM logits)
+        a = atol.get(o.name, atol.get(None))
+        r = rtol.get(o.name, rtol.get(None))
         if a is None and r is None:
-            out[name] = base
+            out[o.name] = replace(base, kind=o.role)
         else:
-            out[name] = Tolerance(base.atol if a is None else a, base.rtol if r is None else r, "user")
+            out[o.name] = Tolerance(base.atol if a is None else a, base.rtol if r is None else r, "user", kind=o.role)
     return out

@@ -48,9 +48,11 @@ def metric_text(name: str, value: float | None) -> str:
     return f"{value:.2f}%" if is_percent_metric(name) else f"{value:.4g}"
 
 
-def agreement_text(tie_aware: float | None, strict: float | None, cosine: float | None = None) -> str:
+def agreement_text(tie_aware: float | None, strict: float | None, cosine: float | None = None,
+                   kl: float | None = None) -> str:
     """Top-1 agreement (fractions in, percent out): ``"100%"``, or ``"100% (strict 98.4%)"``
-    where near-ties flipped; ``cos 0.9999`` for outputs that are not classifier rows."""
+    where near-ties flipped, with ``KL 0.012`` for a language model's next token; ``cos 0.9999``
+    for outputs that are not classifier rows."""
     if tie_aware is None and strict is None:
         return "-" if cosine is None else f"cos {cosine:.4f}"
     t = tie_aware if tie_aware is not None else strict
@@ -58,6 +60,8 @@ def agreement_text(tie_aware: float | None, strict: float | None, cosine: float 
     text = f"{_pct(t)}"
     if strict is not None and abs(strict - t) > 1e-12:
         text += f" (strict {_pct(strict)})"
+    if kl is not None:
+        text += f" KL {kl:.2g}"
     return text
 
 

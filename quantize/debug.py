@@ -74,7 +74,9 @@ def keras_layer_map(tensor_names: list[str], layer_names: list[str], model_name:
             owner[min(free, key=lambda sc: (len(sc), sc))] = name
     out = {}
     for t in tensor_names:
-        layer = next((owner[sc] for sc in _scopes(t, model_name) if sc in owner), None)
+        # the innermost layer that can be told: in a model nested in a model (a keras-hub task
+        # around its backbone) the block, not the backbone that holds every block
+        layer = next((owner[sc] for sc in reversed(_scopes(t, model_name)) if sc in owner), None)
         if layer is not None:
             out[t] = layer
     return out

@@ -48,7 +48,8 @@ class _Judge:
         self.feeds = context["feeds"]
         self.reference = context["reference"]
         self.workdir = workdir
-        self.tol = default_tolerance("mixed")
+        kinds = context.get("kinds") or {}
+        self.tol = {name: default_tolerance("mixed", kinds.get(name)) for name in self.reference}
         self._compare = compare
         self.gate = context.get("gate")  # {"max_drop", "eval": (inputs, labels...), "refs"}
         self.evaluations = 0
@@ -81,7 +82,7 @@ class _Judge:
     def budget(self) -> str:
         if self.gate is not None:
             return f"accuracy drop <= {self.gate['max_drop']:g} points on the labelled data"
-        return self.tol.describe()
+        return "; ".join(dict.fromkeys(t.describe() for t in self.tol.values()))
 
 
 def _groups(ops: list[WeightOp]) -> dict[str, list[WeightOp]]:

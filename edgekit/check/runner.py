@@ -139,7 +139,8 @@ def _top1_fields(comp: Comparison | None) -> dict[str, float | None]:
     outs = comp.outputs if comp is not None else ()
     return {"top1": worst(_finite(o.top1_agreement for o in outs)),
             "top1_strict": worst(_finite(o.top1_strict for o in outs)),
-            "cosine": worst(_finite(o.cosine for o in outs))}
+            "cosine": worst(_finite(o.cosine for o in outs)),
+            "kl": max(_finite(o.kl for o in outs), default=None)}
 
 
 def _error_stats(comp: Comparison | None) -> dict[str, Any]:

@@ -252,7 +252,7 @@ def model_spec(model: Any, source_format: str) -> ModelSpec:
     ins, outs = io_tensors(model)
     layers = _all_layers(model)
     inputs = describe_inputs(model, ins)
-    outputs = [TensorSpec(n, tuple(t.shape), str(t.dtype)) for n, t in outs]
+    outputs = [TensorSpec(n, tuple(t.shape), str(t.dtype), role=output_kind(n, t, inputs)) for n, t in outs]
     has_rnn = any(type(l).__name__ in RNN_CLASSES for l in layers)
     return ModelSpec(
         inputs=tuple(inputs),
@@ -265,6 +265,37 @@ def model_spec(model: Any, source_format: str) -> ModelSpec:
         max_length=declared_length(model, layers),
         custom_classes=tuple(custom_classes(model, layers)),
     )
+
+
+_FEATURE_NAMES = ("pooled", "embedding", "hidden", "sequence_output", "feature", "encoder", "last_hidden")
+_SCORE_ACTIVATIONS = ("linear", "softmax", "sigmoid", "log_softmax")
+
+
+def output_kind(name: str, tensor: Any, inputs: list[TensorSpec]) -> str | None:
+    """How a quantized artifact's output is judged: ``"lm"`` where its last axis is the
+    vocabulary of a token input (a language model's next-token logits), ``"features"`` where
+    it is a representation rather than class scores (named as one; made by a normalization
+    layer or a layer with a non-score activation: BERT's tanh pooler, a backbone's final
+    LayerNorm), else None (scores: top-1 agreement on 2-D outputs)."""
+    shape = tuple(getattr(tensor, "shape", ()) or ())
+    if len(shape) < 2:
+        return None
+    vocabs = {s.int_range[1] for s in inputs if s.role == "tokens" and s.int_range}
+    if shape[-1] is not None and shape[-1] > 2 and shape[-1] in vocabs:
+        return "lm"
+    if any(k in name.lower() for k in _FEATURE_NAMES):
+        return "features"
+    history = getattr(tensor, "_keras_history", None)
+    layer = getattr(history, "operation", None) if history is not None else None
+    if layer is None:
+        return None
+    if "norm" in type(layer).__name__.lower():
+        return "features"
+    act = getattr(layer, "activation", None)
+    act_name = getattr(act, "__name__", None) or (getattr(act, "name", None) if act is not None else None)
+    if isinstance(act_name, str) and act_name not in _SCORE_ACTIVATIONS:
+        return "features"
+    return None
 
 
 def custom_classes(model: Any, layers: list[Any]) -> list[str]:

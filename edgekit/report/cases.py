@@ -78,7 +78,7 @@ def agree(c: dict[str, Any]) -> str:
     """Top-1 agreement as ``convert`` shows it: tie-aware, strict beside it where they differ."""
     if "top1" not in c:  # a report written before both were recorded
         return num(c.get("agreement"), "{:.4f}")
-    return agreement_text(c.get("top1"), c.get("top1_strict"), c.get("cosine"))
+    return agreement_text(c.get("top1"), c.get("top1_strict"), c.get("cosine"), c.get("kl"))
 
 
 def device(c: dict[str, Any]) -> str:

@@ -24,7 +24,10 @@ def _num(x: float | None, fmt: str = ".2g") -> str:
 def _top1(c: object) -> str:
     """Tie-aware top-1 agreement, with the strict one where they differ (as ``check`` shows)."""
     outs = getattr(c, "outputs", ())
-    return agreement_text(worst(o.top1_agreement for o in outs), worst(o.top1_strict for o in outs))
+    kls = [o.kl for o in outs if getattr(o, "kl", None) is not None]
+    cos = [o.cosine for o in outs if o.tolerance.kind == "features" and o.cosine is not None]
+    return agreement_text(worst(o.top1_agreement for o in outs), worst(o.top1_strict for o in outs),
+                          min(cos) if cos else None, max(kls) if kls else None)
 
 
 def _task_cells(t: dict | None) -> list[str]:
@@ -119,7 +122,7 @@ def _footer(result: "ConvertResult") -> str:
     out = (
         f"\n\ninputs: {n_in['source']} (batch {n_in['batch']}); "
         f"float criterion: max|d| <= atol + rtol x max|ref| per output; max rel = max|d| / max|ref|; "
-        f"quantized: SNR and top-1 against the float model; vs f64 = max|d| against the float64 twin"
+        f"quantized: SNR and top-1 against the float model (LM logits: next-token top-1 and mean KL; embeddings and encoder states: SNR and cosine); vs f64 = max|d| against the float64 twin"
     )
     if n_in.get("second_shapes"):
         dims = lambda m: ", ".join(f"{k} {tuple(v)}" for k, v in m.items())  # noqa: E731

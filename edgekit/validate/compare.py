@@ -37,6 +37,22 @@ _QUALITY: dict[str, tuple[float, float]] = {  # policy -> (min SNR dB, min top-1
     "int4": (12.0, 0.85),
     "mixed": (20.0, 0.90),
 }
+# Per kind of output, what else judges it. A language model's logits ("lm": the last axis is
+# the vocabulary of a token input) are judged on what the model produces: tie-aware top-1 of
+# the next token at every position and the mean KL divergence of the next-token distribution,
+# in nats; their SNR is reported, not gated (a shift of all logits changes nothing sampled).
+# Embeddings and encoder states ("features") have no classes: SNR and cosine similarity.
+_MAX_KL: dict[str, float] = {
+    "float16": 1e-3, "int16x8": 0.01, "dynamic_int8": 0.03, "int8": 0.05, "int4": 0.1, "mixed": 0.03,
+}
+_MIN_COSINE: dict[str, float] = {  # a little under what the SNR floor implies (1/sqrt(1 + 10^(-SNR/10)))
+    "float16": 0.9999, "int16x8": 0.999, "dynamic_int8": 0.99, "int8": 0.98, "int4": 0.96, "mixed": 0.99,
+}
+OUTPUT_KINDS = ("lm", "features")
+# A language model's next token is a near-tie when the reference finds the artifact's choice at
+# most this much less likely than its own (log-probability gap, nats: 0.1 is a ratio of 1.105);
+# sampling cannot tell such tokens apart, and an untrained model's logits are all that close.
+LM_TIE_NATS = 0.1
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,9 @@ class Tolerance:
     source: str = "default"
     min_snr_db: float | None = None
     min_top1: float | None = None
+    kind: str | None = None  # None (scores: top-1 where 2-D), "lm" or "features" (OUTPUT_KINDS)
+    max_kl: float | None = None  # "lm": mean KL(reference || candidate) of the next-token distribution
+    min_cosine: float | None = None  # "features"
 
     def __post_init__(self) -> None:
         if not (self.atol >= 0 and self.rtol >= 0):
@@ -63,22 +82,35 @@ class Tolerance:
         return self.atol + self.rtol * scale
 
     def describe(self) -> str:
+        if self.kind == "lm" and self.max_kl is not None:
+            return f"next-token top-1 >= {self.min_top1:.0%}, mean KL <= {self.max_kl:g} nats ({self.source})"
         if self.quality:
-            top = f", top-1 >= {self.min_top1:.0%}" if self.min_top1 is not None else ""
-            return f"SNR >= {self.min_snr_db:g} dB{top} ({self.source})"
+            top = f", top-1 >= {self.min_top1:.0%}" if self.min_top1 is not None and self.kind is None else ""
+            cos = f", cosine >= {self.min_cosine:g}" if self.min_cosine is not None else ""
+            return f"SNR >= {self.min_snr_db:g} dB{top}{cos} ({self.source})"
         return f"|d| <= {self.atol:g} + {self.rtol:g}*max|ref| ({self.source})"
 
     def short(self) -> str:
+        if self.kind == "lm" and self.max_kl is not None:
+            return f"top1>={self.min_top1:.0%},KL<={self.max_kl:g}"
         if self.quality:
-            top = f",top1>={self.min_top1:.0%}" if self.min_top1 is not None else ""
-            return f"SNR>={self.min_snr_db:g}dB{top}"
+            top = f",top1>={self.min_top1:.0%}" if self.min_top1 is not None and self.kind is None else ""
+            cos = f",cos>={self.min_cosine:g}" if self.min_cosine is not None else ""
+            return f"SNR>={self.min_snr_db:g}dB{top}{cos}"
         return f"{self.atol:g}+{self.rtol:g}x"
 
 
-def default_tolerance(policy: str) -> Tolerance:
-    """Default tolerance for a policy name (``exact``, ``float32``, ``float16``, ``int8``, ...)."""
+def default_tolerance(policy: str, kind: str | None = None) -> Tolerance:
+    """Default tolerance for a policy name (``exact``, ``float32``, ``float16``, ``int8``, ...)
+    and, for quantized policies, the kind of output (``OUTPUT_KINDS``; None: scores)."""
+    if kind is not None and kind not in OUTPUT_KINDS:
+        raise ValueError(f"unknown output kind {kind!r}; known: {OUTPUT_KINDS}")
     if policy in _QUALITY:
         snr, top1 = _QUALITY[policy]
+        if kind == "lm":
+            return Tolerance(0.0, 0.0, f"default:{policy}", snr, top1, kind, max_kl=_MAX_KL[policy])
+        if kind == "features":
+            return Tolerance(0.0, 0.0, f"default:{policy}", snr, None, kind, min_cosine=_MIN_COSINE[policy])
         return Tolerance(0.0, 0.0, f"default:{policy}", snr, top1)
     try:
         atol, rtol = _DEFAULTS[policy]
@@ -116,6 +148,7 @@ class OutputComparison:
     snr_db: float | None = None
     error: str | None = None
     top1_strict: float | None = None
+    kl: float | None = None  # "lm" outputs: mean KL(reference || candidate) over positions, nats
     # |candidate - reference| per element, counted in the decades of HIST_EDGES_LOG10
     # (first bin: exact zeros; values below 1e-12 go to the second bin, above 1e2 to the last)
     abs_hist: tuple[int, ...] | None = None
@@ -188,10 +221,15 @@ class Comparison:
                     msgs.append(f"{o.name}: {o.error}")
                 elif o.tolerance.quality:
                     why = []
-                    if o.snr_db is not None and o.snr_db < (o.tolerance.min_snr_db or 0):
+                    lm = o.tolerance.kind == "lm" and o.tolerance.max_kl is not None
+                    if not lm and o.snr_db is not None and o.snr_db < (o.tolerance.min_snr_db or 0):
                         why.append(f"SNR {o.snr_db:.1f} dB < {o.tolerance.min_snr_db:g}")
                     if o.top1_agreement is not None and o.tolerance.min_top1 is not None and o.top1_agreement < o.tolerance.min_top1:
                         why.append(f"top-1 {o.top1_agreement:.1%} < {o.tolerance.min_top1:.0%}")
+                    if lm and o.kl is not None and o.kl > o.tolerance.max_kl:
+                        why.append(f"mean KL {o.kl:.3g} > {o.tolerance.max_kl:g} nats")
+                    if o.cosine is not None and o.tolerance.min_cosine is not None and o.cosine < o.tolerance.min_cosine:
+                        why.append(f"cosine {o.cosine:.4f} < {o.tolerance.min_cosine:g}")
                     msgs.append(f"{o.name}: " + ", ".join(why))
                 elif o.truth_bound is not None and (o.truth_abs or 0.0) > o.truth_bound:
                     msgs.append(
@@ -280,34 +318,66 @@ def compare_output(name: str, reference: np.ndarray, candidate: np.ndarray, tol:
         cosine = 0.0
     else:
         cosine = float(np.dot(a, b) / (na * nb))
-    top1 = top1_strict = None
-    if _looks_like_classifier(ref) and finite.all(axis=1).any():
+    top1 = top1_strict = kl = None
+    if tol.kind == "lm" and ref.ndim >= 2 and ref.shape[-1] > 1:
+        r2, c2 = ref64.reshape(-1, ref.shape[-1]), cand64.reshape(-1, ref.shape[-1])
+        rows = np.isfinite(r2).all(axis=1) & np.isfinite(c2).all(axis=1)
+        if rows.any():
+            top1_strict, top1 = top1_agreement(as_logits(r2[rows]), as_logits(c2[rows]), min_tie=LM_TIE_NATS)
+            kl = mean_kl(r2[rows], c2[rows])
+    elif tol.kind is None and _looks_like_classifier(ref) and finite.all(axis=1).any():
         rows = finite.all(axis=1)  # argmax over a row with a NaN means nothing
         top1_strict, top1 = top1_agreement(ref64[rows], cand64[rows])
     noise = float(np.sum((b - a) ** 2))
     signal = float(np.sum(a ** 2))
     snr = float("inf") if noise == 0 else (10 * np.log10(signal / noise) if signal > 0 else float("-inf"))
     snr = float(snr)
-    if tol.quality:  # plain bools and floats: the comparison goes into JSON as it is
-        passed = bool(snr >= tol.min_snr_db and (top1 is None or tol.min_top1 is None or top1 >= tol.min_top1))
+    if tol.quality and tol.kind == "lm" and tol.max_kl is not None and kl is not None:
+        passed = bool((tol.min_top1 is None or top1 >= tol.min_top1) and kl <= tol.max_kl)
+    elif tol.quality:  # plain bools and floats: the comparison goes into JSON as it is
+        passed = bool(snr >= tol.min_snr_db and (top1 is None or tol.min_top1 is None or top1 >= tol.min_top1)
+                      and (tol.min_cosine is None or cosine >= tol.min_cosine))
     else:
         passed = bool(max_abs <= tol.bound(scale))
     return OutputComparison(name, passed and mismatch is None, tol, max_abs, mean_abs, max_rel, scale, cosine, top1,
-                            snr, error=mismatch, top1_strict=top1_strict, abs_hist=abs_histogram(diff))
+                            snr, error=mismatch, top1_strict=top1_strict, kl=kl, abs_hist=abs_histogram(diff))
 
 
-def top1_agreement(ref: np.ndarray, cand: np.ndarray) -> tuple[float, float]:
+def as_logits(x: np.ndarray) -> np.ndarray:
+    """Rows of scores as logits: rows that are already a distribution (non-negative, summing to
+    1: a model ending in softmax) are taken as probabilities and logged."""
+    if np.all(x >= 0) and np.allclose(x.sum(axis=1), 1.0, atol=1e-3):
+        return np.log(np.maximum(x, 1e-30))
+    return x
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    z = as_logits(x)
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def mean_kl(ref: np.ndarray, cand: np.ndarray) -> float:
+    """Mean over rows of KL(softmax(ref) || softmax(cand)), in nats (rows of logits or of
+    probabilities)."""
+    lp, lq = log_softmax(ref), log_softmax(cand)
+    return float(np.mean(np.sum(np.exp(lp) * (lp - lq), axis=1)))
+
+
+def top1_agreement(ref: np.ndarray, cand: np.ndarray, min_tie: float = 0.0) -> tuple[float, float]:
     """(strict, tie-aware) top-1 agreement of classifier rows.
 
     Strict: the same argmax. Tie-aware: the artifact's class scores, in the reference, within
     ``min(3 x RMS error, 5% of max|ref|)`` of the reference's best class. An untrained or
     uncertain model has near-ties that one quantization step flips; such a flip is noise, not
     disagreement. The cap keeps a grossly wrong artifact from calling everything a tie.
+    ``min_tie`` widens the window to at least that gap (for a language model's next token, in
+    log-probabilities: ``LM_TIE_NATS``).
     """
     chosen = np.argmax(cand, axis=1)
     strict = float(np.mean(np.argmax(ref, axis=1) == chosen))
     rms = float(np.sqrt(np.mean((cand - ref) ** 2)))
-    tie = min(3 * rms, 0.05 * float(np.abs(ref).max()))
+    tie = max(min_tie, min(3 * rms, 0.05 * float(np.abs(ref).max())))
     gap = ref.max(axis=1) - ref[np.arange(len(ref)), chosen]
     return strict, float(np.mean(gap <= tie))
 

@@ -216,3 +216,30 @@ def test_calibration_with_wrong_names_fails_before_tensorflow(tmp_path):
     elapsed = time.perf_counter() - t0
     assert proc.returncode == 2 and "--calibration" in proc.stderr and "wrong" in proc.stderr, proc.stderr
     assert elapsed < 20  # no worker imported TensorFlow (the CLI's own start included)
+
+
+def test_decoders_are_judged_on_the_next_token_and_encoders_on_cosine(pool, tmp_path):
+    """A causal LM's logits: next-token top-1 (tie-aware) and mean KL against Keras; an
+    encoder's states and pooled output: SNR and cosine, no top-1 over two rows of features."""
+    from tests.fixtures import field_zoo
+
+    zoo = Path(field_zoo.__file__).resolve()
+    lm = convert(f"{zoo}:gpt2_causal_lm", tmp_path / "lm", formats="tflite,onnx", quantize="int4",
+                 onnx_quantize="int4", kernels="xnnpack", pool=pool)
+    assert [o.role for o in lm.spec.outputs] == ["lm"]
+    for label in ("tflite:int4", "onnx:int4"):
+        row = _rows(lm)[label]
+        assert row.status == PASS, (label, row.error)
+        (o,) = row.comparison.outputs
+        assert o.tolerance.kind == "lm" and o.kl is not None and o.kl <= o.tolerance.max_kl
+        assert o.top1_agreement >= o.tolerance.min_top1 and o.top1_strict <= o.top1_agreement
+    m = json.loads((tmp_path / "lm" / "manifest.json").read_text())
+    assert m["model"]["outputs"][0]["role"] == "lm"
+    a = next(a for a in m["artifacts"] if a["label"] == "tflite:int4")
+    assert a["comparison"]["outputs"][0]["kl"] is not None
+    enc = convert(f"{zoo}:bert", tmp_path / "enc", formats="tflite", quantize="int4", kernels="xnnpack", pool=pool)
+    assert {o.name: o.role for o in enc.spec.outputs} == {"sequence_output": "features", "pooled_output": "features"}
+    row = _rows(enc)["tflite:int4"]
+    assert row.status == PASS, row.error
+    for o in row.comparison.outputs:
+        assert o.top1_agreement is None and o.cosine >= o.tolerance.min_cosine and o.snr_db >= o.tolerance.min_snr_db

@@ -227,3 +227,69 @@ def test_truth_catches_a_bug_the_bound_lets_through_when_keras_is_close_to_it():
     nan = ok.copy()
     nan[0, 0] = np.nan
     assert not judge(compare({"y": ref}, {"y": nan}, tol), {"y": ref}, {"y": nan}, {"y": truth})
+
+
+def _peaked_lm_logits(rng, batch=4, steps=16, vocab=256):
+    """Logits of a trained-like LM: one token per position far above the rest."""
+    ref = rng.normal(0, 1.0, size=(batch, steps, vocab))
+    best = rng.integers(0, vocab, size=(batch, steps))
+    np.put_along_axis(ref, best[..., None], 8.0, axis=-1)
+    return ref
+
+
+def test_lm_logits_are_judged_on_next_token_top1_and_kl_not_snr():
+    rng = np.random.default_rng(0)
+    ref = _peaked_lm_logits(rng)
+    tol = default_tolerance("int4", "lm")
+    assert tol.kind == "lm" and tol.max_kl == 0.1
+    # noise on every logit (SNR far below int4's 12 dB floor) that keeps every next token
+    noisy = ref + rng.normal(0, 0.5, size=ref.shape)
+    o = compare_output("logits", ref, noisy, tol)
+    assert o.snr_db < 12 and o.top1_agreement == 1.0 and o.kl < 0.1 and o.passed
+    # a shift of all logits of a position changes no probability: KL 0, top-1 100%
+    shifted = ref + rng.normal(0, 5, size=ref.shape[:-1] + (1,))
+    o = compare_output("logits", ref, shifted, tol)
+    assert o.kl == pytest.approx(0.0, abs=1e-9) and o.top1_agreement == 1.0 and o.passed
+    # the best token of a quarter of the positions moved elsewhere: top-1 75% and a large KL
+    wrong = ref.copy()
+    rows = wrong.reshape(-1, ref.shape[-1])
+    for i in range(0, len(rows), 4):
+        rows[i] = np.roll(rows[i], 7)
+    o = compare_output("logits", ref, wrong, tol)
+    assert o.top1_agreement == pytest.approx(0.75) and o.kl > 1.0 and not o.passed
+    msgs = compare({"logits": ref}, {"logits": wrong}, {"logits": tol}).failures()
+    assert "top-1 75.0% < 85%" in msgs[0] and "mean KL" in msgs[0] and "SNR" not in msgs[0]
+
+
+def test_lm_near_ties_of_an_untrained_model_are_not_disagreements():
+    rng = np.random.default_rng(1)
+    ref = rng.normal(0, 0.02, size=(2, 32, 512))  # an untrained LM: every token about as likely
+    cand = ref + rng.normal(0, 0.02, size=ref.shape)
+    o = compare_output("logits", ref, cand, default_tolerance("int8", "lm"))
+    assert o.top1_strict < 0.5 and o.top1_agreement == 1.0 and o.kl < 1e-3 and o.passed
+
+
+def test_lm_probabilities_are_judged_like_logits():
+    rng = np.random.default_rng(2)
+    logits = _peaked_lm_logits(rng)
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    cand = np.exp(logits + rng.normal(0, 0.3, size=logits.shape))
+    cand /= cand.sum(-1, keepdims=True)
+    a = compare_output("p", probs, cand, default_tolerance("int8", "lm"))
+    b = compare_output("l", logits, np.log(cand), default_tolerance("int8", "lm"))
+    assert a.kl == pytest.approx(b.kl, rel=1e-6) and a.top1_agreement == b.top1_agreement
+
+
+def test_features_are_judged_on_snr_and_cosine_without_top1():
+    rng = np.random.default_rng(3)
+    pooled = np.tanh(rng.normal(0, 1, size=(2, 128)))  # BERT's pooled output: 2 rows, no classes
+    cand = pooled + rng.normal(0, 0.08, size=pooled.shape)
+    o = compare_output("pooled_output", pooled, cand, default_tolerance("int4", "features"))
+    assert o.top1_agreement is None and o.cosine > 0.96 and o.passed
+    # the same rows read as class scores: two argmaxes flip and top-1 fails what is fine
+    assert not compare_output("pooled_output", pooled, cand, default_tolerance("int4")).passed
+    # a scaled copy keeps the cosine but not the SNR: fails on SNR
+    o = compare_output("pooled_output", pooled, 0.5 * pooled, default_tolerance("int4", "features"))
+    assert o.cosine == pytest.approx(1.0) and not o.passed
+    with pytest.raises(ValueError, match="unknown output kind"):
+        default_tolerance("int4", "words")
