@@ -7,12 +7,13 @@ contains Flex or custom ops is a failed conversion, never a success.
 """
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from edgekit.converters.base import ExportContext, Exporter, first_line
-from edgekit.errors import ConversionError
+from edgekit.errors import ConversionError, NotApplicable
 from edgekit.fsutil import atomic_write_bytes
 
 
@@ -164,6 +165,11 @@ class TFLiteExporter(Exporter):
         except ConversionError:
             raise
         except Exception as exc:  # noqa: BLE001 - the converter raises many types
-            raise ConversionError(f"TFLite conversion failed: {first_line(exc)}") from None
+            msg = first_line(exc)
+            op = re.search(r"16x8-bit not yet supported for op: '?(\w+)", msg)
+            if op:  # a mode this model cannot take, not a failure
+                raise NotApplicable(f"int16x8: no int16 kernel for {op.group(1)} in the TFLite converter; "
+                                    f"use int8 or dynamic for this model") from None
+            raise ConversionError(f"TFLite conversion failed: {msg}") from None
         check_builtin_only(buf)
         return buf, notes

@@ -213,6 +213,38 @@ def quantize_bytes(buf: bytes, recipe: Any, ops: list[WeightOp], calibration: Ma
     return bytes(out), notes
 
 
+_CASTS = {"QUANTIZE", "DEQUANTIZE"}
+
+
+def float_compute_ops(buf: bytes) -> Counter:
+    """The ops of a quantized model that still compute in float (float activations in and
+    out), by op name; the casts at its float inputs and outputs left out."""
+    from edgekit.runtimes.tflite_ops import _enum_names, schema
+
+    _, _, fbu = _lib()
+    names = _enum_names(schema().BuiltinOperator)  # every builtin (the quantizer's table has its own only)
+    model = fbu.read_model(buf)
+    left: Counter = Counter()
+    for sg in model.subgraphs:
+        for op in sg.operators or []:
+            code = model.operatorCodes[op.opcodeIndex]
+            name = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+            if name in _CASTS:
+                continue
+            def floats(idx: Any) -> bool:
+                return any(fbu.TENSOR_CODE_TO_TYPE.get(sg.tensors[i].type) == "FLOAT32"
+                           and not _constant(model, sg.tensors[i]) for i in idx if i >= 0)
+
+            if floats(op.inputs) and floats(op.outputs):  # float in, float out (SHAPE reads only a shape)
+                left[name] += 1
+    return left
+
+
+def _constant(model: Any, tensor: Any) -> bool:
+    b = model.buffers[tensor.buffer]
+    return (b.data is not None and len(b.data) > 0) or bool(getattr(b, "offset", 0))
+
+
 def float_ops_note(ops: list[WeightOp], quantized: set[str]) -> str | None:
     """Which weight ops stay float (``quantized``: the scopes that were quantized)."""
     left = Counter(w.op for w in ops if w.scope not in quantized)
@@ -294,6 +326,14 @@ def quantize(float_path: str, out_path: str, recipe_json: dict[str, Any],
             precisions = {w.scope: "int4" for w in ops if w.op in INT4_OPS}
         out, notes = quantize_bytes(buf, recipe, ops, calibration, precisions)
         meta["notes"].extend(notes)
+        if recipe.approach in (Approach.INT8, Approach.INT16X8):
+            left = float_compute_ops(out)
+            listed = ", ".join(f"{k} x{v}" if v > 1 else k for k, v in sorted(left.items()))
+            if left and recipe.approach is Approach.INT16X8:
+                raise NotApplicable(f"int16x8: no int16 kernel for {listed} (they would stay float); "
+                                    f"use int8 or dynamic for this model")
+            if left:
+                meta["notes"].append(f"ops that stay float (no int8 kernel): {listed}")
     if precisions is not None:
         meta["layers"] = precisions_by_layer(ops, precisions, recipe.block_size or 32)
         note = float_ops_note(ops, {s for s, p in precisions.items() if p != "float"})

@@ -243,3 +243,17 @@ def test_decoders_are_judged_on_the_next_token_and_encoders_on_cosine(pool, tmp_
     assert row.status == PASS, row.error
     for o in row.comparison.outputs:
         assert o.top1_agreement is None and o.cosine >= o.tolerance.min_cosine and o.snr_db >= o.tolerance.min_snr_db
+
+
+@pytest.mark.parametrize("engine", ["litert-quantizer", "converter"])
+def test_int16x8_with_ops_that_have_no_int16_kernel_is_na(engine, pool, tmp_path):
+    r = convert(f"{BUILDERS}:no_int16_ops", tmp_path, formats="tflite", quantize="int16x8,dynamic",
+                calibration="random", quantize_engine=engine, pool=pool)
+    rows = _rows(r)
+    row = rows["tflite:int16x8"]
+    assert row.status == SKIPPED and row.error.startswith("int16x8: no int16 kernel for ")
+    assert "HARD_SWISH" in row.error and "\n" not in row.error
+    if engine == "litert-quantizer":  # the quantizer names every op that would stay float
+        assert "SQUARED_DIFFERENCE" in row.error and "NEG" in row.error
+    assert rows["tflite:dynamic"].status == PASS
+    assert r.exit_code == 0  # n/a is not a breach
