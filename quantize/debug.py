@@ -75,8 +75,10 @@ def keras_layer_map(tensor_names: list[str], layer_names: list[str], model_name:
     out = {}
     for t in tensor_names:
         # the innermost layer that can be told: in a model nested in a model (a keras-hub task
-        # around its backbone) the block, not the backbone that holds every block
-        layer = next((owner[sc] for sc in reversed(_scopes(t, model_name)) if sc in owner), None)
+        # around its backbone) the block, not the backbone that holds every block; of a fused
+        # op's names (``conv/Conv2D;bn/FusedBatchNorm``) the first
+        layer = next((owner[sc] for seg in t.split(";") for sc in reversed(_scopes(seg, model_name))
+                      if sc in owner), None)
         if layer is not None:
             out[t] = layer
     return out
