@@ -78,7 +78,45 @@ def _tflite_gelu(ctx: Any, node: Any, name: str, args: Any) -> Any:
     return node
 
 
-CUSTOM_OP_HANDLERS = {"Erfc": (_erfc_as_one_minus_erf, [])}
+def _xla_dynamic_update_slice(ctx: Any, node: Any, name: str, args: Any) -> Any:
+    """XLA's DynamicUpdateSlice (``keras.ops.slice_update``: how keras-hub writes a KV cache)
+    has no tf2onnx conversion; write it as ONNX ScatterND. XLA clamps each start index so
+    that the update fits (``0 <= start <= operand - update``); every position of the update
+    gets the index ``start + its own``."""
+    import numpy as np
+
+    operand, update, starts = node.input[0], node.input[1], node.input[2]
+    rank = ctx.get_rank(operand)
+    if rank is None:
+        raise ValueError("XlaDynamicUpdateSlice on an operand of unknown rank")
+
+    def op(kind: str, *inputs: str, **attr: Any) -> str:
+        return ctx.make_node(kind, list(inputs), attr=attr).output[0]
+
+    def const(v: Any) -> str:
+        from tf2onnx import utils
+
+        return ctx.make_const(utils.make_name("dus_c"), np.asarray(v, dtype=np.int64)).output[0]
+
+    shape_o, shape_u = op("Shape", operand), op("Shape", update)
+    start = op("Max", op("Min", op("Cast", starts, to=7), op("Sub", shape_o, shape_u)), const([0] * rank))
+    parts = []
+    for i in range(rank):
+        s_i = op("Gather", start, const(i), axis=0)
+        r = op("Range", s_i, op("Add", s_i, op("Gather", shape_u, const(i), axis=0)), const(1))
+        others = [a for a in range(rank) if a != i]
+        r = op("Unsqueeze", r, const(others)) if others else r
+        parts.append(op("Unsqueeze", op("Expand", r, shape_u), const([rank])))
+    indices = op("Concat", *parts, axis=rank) if rank > 1 else parts[0]
+    node.type = "ScatterND"
+    for key in list(node.attr):
+        del node.attr[key]
+    ctx.replace_inputs(node, [operand, indices, update])
+    return node
+
+
+CUSTOM_OP_HANDLERS = {"Erfc": (_erfc_as_one_minus_erf, []),
+                      "XlaDynamicUpdateSlice": (_xla_dynamic_update_slice, [])}
 TFLITE_OP_HANDLERS = {"TFL_GELU": (_tflite_gelu, [])}
 
 
