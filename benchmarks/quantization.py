@@ -115,7 +115,7 @@ def _agreement(c: Any) -> dict[str, Any]:
 
 
 def _row(model: str, run: str, r: Any, row: Any) -> dict[str, Any]:
-    f32 = r.float_size(row.format)
+    f32 = r.float_size(row.format, row.kind)
     ref = row.kernels.get("reference")
     engine = row.meta.get("engine") or ("-" if row.recipe is None else
                                         ("onnxruntime" if row.format == "onnx" else "litert-quantizer"))

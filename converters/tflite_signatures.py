@@ -69,6 +69,9 @@ def merge_signatures(parts: Sequence[tuple[str, bytes, Sequence[str], Sequence[s
         if nested:
             raise ConversionError(f"signature {key!r} calls other subgraphs ({', '.join(nested)}): not mergeable")
         sd = _signature(s, key, sg, ins, outs)
+        for t in sg.tensors:  # tensor names unique in the file (the LiteRT Quantizer requires it)
+            name = t.name.decode() if isinstance(t.name, bytes) else str(t.name or "")
+            t.name = f"{key}/{name}".encode()
         if out is None:
             out = m
             out.signatureDefs = [sd]

@@ -113,6 +113,7 @@ class TFLiteDecoder(Decoder):
         self.vocab = int(dout["logits"]["shape"][-1])
         self.info = _tflite_info(path)
         self._history: list[int] = []
+        self._ran: set[Any] = set()
         self.reset()
 
     def reset(self) -> None:
@@ -121,8 +122,15 @@ class TFLiteDecoder(Decoder):
         self.position = 0
 
     def _run(self, runner: Any, tokens: np.ndarray, pos: np.ndarray) -> dict[str, np.ndarray]:
+        import contextlib
+
+        from edgekit.runtime import quiet_litert_log
+
+        first = runner not in self._ran  # a signature allocates (and makes its delegate) on its first call
+        self._ran.add(runner)
         try:
-            out = runner(tokens=tokens, input_pos=pos, **self._kv)
+            with quiet_litert_log() if first else contextlib.nullcontext():
+                out = runner(tokens=tokens, input_pos=pos, **self._kv)
         except Exception as exc:  # noqa: BLE001
             raise RuntimeFailure(f"{self.backend} failed running {self.path}: {str(exc).splitlines()[0][:300]}") from None
         self._kv = {n: out[n] for n in self._kv_names}
@@ -238,17 +246,38 @@ def is_generative(path: str | Path) -> bool:
     """Whether ``path`` is a generative artifact (by its signatures or inputs, not its name)."""
     p = Path(path)
     try:
-        if p.read_bytes()[4:8] == b"TFL3":
-            from edgekit.runtime import _tflite_interpreter
+        with open(p, "rb") as fh:
+            head = fh.read(8)
+        if head[4:8] == b"TFL3":
+            return {"prefill", "decode"} <= set(_tflite_signature_keys(p))
+        if head[:1] != b"\x08":
+            return False
+        try:
+            import onnx
 
-            Interpreter, _ = _tflite_interpreter()
-            return {"prefill", "decode"} <= set(Interpreter(model_path=str(p)).get_signature_list())
-        import onnx
+            names = [i.name for i in onnx.load(str(p), load_external_data=False).graph.input]
+        except ImportError:  # the device install has ONNX Runtime only
+            import onnxruntime as ort
 
-        model = onnx.load(str(p), load_external_data=False)
-        return any(i.name.startswith("past_key_values.") for i in model.graph.input)
+            names = [i.name for i in ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).get_inputs()]
+        return any(n.startswith("past_key_values.") for n in names)
     except Exception:  # noqa: BLE001 - unreadable: not a generative artifact
         return False
+
+
+def _tflite_signature_keys(p: Path) -> list[str]:
+    """The file's signature keys, read from the flatbuffer (no interpreter) where the schema
+    module is there, else from an interpreter."""
+    try:
+        from edgekit.runtimes.tflite_ops import schema
+
+        m = schema().Model.GetRootAsModel(p.read_bytes(), 0)
+        return [m.SignatureDefs(i).SignatureKey().decode() for i in range(m.SignatureDefsLength())]
+    except Exception:  # noqa: BLE001 - no schema module (tflite-runtime): ask an interpreter
+        from edgekit.runtime import _tflite_interpreter
+
+        Interpreter, _ = _tflite_interpreter()
+        return list(Interpreter(model_path=str(p)).get_signature_list())
 
 
 def load_decoder(path: str | Path, *, kernels: str = "xnnpack", threads: int | None = None) -> Decoder:

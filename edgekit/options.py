@@ -55,6 +55,11 @@ class ConvertOptions:
     force: bool = False
     truth: bool = True
     allow_nonfinite_inputs: bool = False
+    # generative decoders (edgekit.generation): "causal-lm" exports a keras-hub backbone as its
+    # causal LM; a causal LM gets generative artifacts unless generative is False
+    task: str | None = None
+    max_cache_length: int | None = None
+    generative: bool = True
 
     def __post_init__(self) -> None:
         # None: every format registered now (not at import: formats registered later count).
@@ -145,6 +150,10 @@ class ConvertOptions:
                                f"or {say.setting('quantize', 'int16x8')}")
         if not self.labels():
             yield "formats", "no artifacts: list at least one format or quantization mode"
+        if self.task is not None and self.task not in TASKS:
+            yield "task", f"{say.subject('task')}{self.task!r}: choose from {', '.join(TASKS)}"
+        if self.max_cache_length is not None and not (isinstance(self.max_cache_length, int) and self.max_cache_length >= 2):
+            yield "max_cache_length", f"{say.subject('max_cache_length')}{self.max_cache_length!r}: expected an integer >= 2"
         if self.calibration_method and "static" not in self.onnx_quantize:
             yield "calibration_method", (f"{say.subject('calibration_method')}applies to "
                                          f"{say.setting('onnx_quantize', 'static')} only")
@@ -163,6 +172,9 @@ class ConvertOptions:
         d["rtol"] = {str(k): v for k, v in self.rtol.items()}
         d["shapes"] = {k: list(v) for k, v in self.shapes.items()}
         return d
+
+
+TASKS = ("causal-lm",)
 
 
 class Surface:

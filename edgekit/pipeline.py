@@ -114,6 +114,9 @@ def convert(model: str, out_dir: str | os.PathLike[str], options: ConvertOptions
 def _out_dir(out: Path, source: ModelSource, jobs: list[Job], force: bool, data: list[str | None]) -> OutDir:
     """The run's output directory, checked before any work (the input files are protected)."""
     planned = [n for j in jobs for n in (j.filename, *(FORMATS[j.format].extra_files if j.recipe is None else ()))]
+    from edgekit.generation import jobs_for
+
+    planned += [j.filename for j in jobs_for([j.format for j in jobs], [j.recipe for j in jobs if j.recipe])]
     inputs = [] if source.built_by_code else [source.location]
     outd = OutDir(out, force=force, protected=inputs + [d for d in data if d and os.path.exists(d)], planned=planned)
     outd.check()
@@ -193,6 +196,9 @@ class _Run:
             self.say(f"loading {self.source.display}")
             spec = ModelSpec.from_json(self._tf("inspect_model", tag="load", on_progress=self.say, heartbeat_s=2.0))
             check_overrides(spec, self.opts.atol, self.opts.rtol)
+            from edgekit.generation import layout_for
+
+            layout, no_layout = layout_for(self._tf, self.opts)  # before anything is written
             data = self._data(spec)
             inputs = prepare(spec, arrays, label, self.opts, data, self._tf, self.say)
             if self.source.built_by_code:
@@ -207,6 +213,7 @@ class _Run:
                               self.outd.path, scratch, staging, self.devices)
                 steps = ArtifactSteps(ctx)
                 rows = self._rows(steps)
+                rows += self._generative_rows(ctx, steps, layout, no_layout)
                 describe(steps.staged, staging, self.outd.path, inputs.run_files)
                 result = self._result(spec, rows, inputs, ref, data, time.perf_counter() - t_start)
                 publish(result, steps.staged, staging, self.outd, inputs.run_files)
@@ -244,6 +251,16 @@ class _Run:
         """Every job in order (``--quantize auto`` is one job: a per-layer search, see
         ``edgekit.quantize.search``)."""
         return [steps.row(job, f"[{i}/{len(self.jobs)}] {job.label}") for i, job in enumerate(self.jobs, 1)]
+
+    def _generative_rows(self, ctx: Context, steps: ArtifactSteps, layout: dict[str, Any] | None,
+                         no_layout: str | None) -> list[ArtifactResult]:
+        """A causal LM's decoders with a KV cache, checked by generating (edgekit.generation)."""
+        from edgekit.generation import GenerativeSteps, unknown_rows
+
+        if no_layout:
+            self.say(f"generation: n/a ({no_layout})")
+            return unknown_rows(self.opts, no_layout)
+        return [] if layout is None else GenerativeSteps(ctx, steps, layout).rows()
 
     def _result(self, spec: ModelSpec, rows: list[ArtifactResult], inputs: CheckInputs, ref: Reference,
                 data: RunData, elapsed: float) -> ConvertResult:

@@ -81,10 +81,16 @@ class Job:
     runtime: str
     policy: str
     recipe: Recipe | None = None
+    kind: str = ""  # "generate": a decoder with a KV cache (edgekit.generation)
 
     @property
     def label(self) -> str:
-        return self.format if self.recipe is None else f"{self.format}:{self.recipe.mode}"
+        return artifact_label(self.format, self.kind, self.recipe)
+
+
+def artifact_label(fmt: str, kind: str, recipe: Recipe | None) -> str:
+    """``tflite``, ``tflite:int8``, ``tflite:generate``, ``tflite:generate:int4``."""
+    return ":".join([fmt, *([kind] if kind else []), *([recipe.mode] if recipe is not None else [])])
 
 
 def build_jobs(fmts: list[str], recipes: list[Recipe]) -> list[Job]:
@@ -147,15 +153,17 @@ class ArtifactResult:
     golden: Comparison | None = None  # against stored golden outputs, when the run was given them
     devices: dict[str, Cell] = field(default_factory=dict)  # cells on devices other than the host
     kernels: dict[str, Cell] = field(default_factory=dict)  # the host's other CPU kernel sets (quantized rows)
+    kind: str = ""  # "generate": a decoder with a KV cache, checked by generating (edgekit.generation)
 
     @property
     def label(self) -> str:
-        return self.format if self.recipe is None else f"{self.format}:{self.recipe.mode}"
+        return artifact_label(self.format, self.kind, self.recipe)
 
     def to_json(self, out_dir: Path) -> dict[str, Any]:
         return {
             "format": self.format,
             "label": self.label,
+            "kind": self.kind or None,
             "recipe": self.recipe.to_json() if self.recipe else None,
             "task_metric": self.task,
             "path": os.path.relpath(self.path, out_dir) if self.path else None,
@@ -210,8 +218,8 @@ class ConvertResult:
             return errors.EXIT_TOLERANCE
         return errors.EXIT_OK
 
-    def float_size(self, family: str) -> int | None:
+    def float_size(self, family: str, kind: str = "") -> int | None:
         for r in self.rows:
-            if r.format == family and r.recipe is None and r.size:
+            if r.format == family and r.recipe is None and r.kind == kind and r.size:
                 return r.size
         return None

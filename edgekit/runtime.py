@@ -315,11 +315,18 @@ class OnnxPredictor(Predictor):
         return dict(zip(self.output_names, outs))
 
 
-def load(path: str | Path, *, threads: int | None = None, xnnpack: bool = True, raw_io: bool = False) -> Predictor:
-    """Load a ``.tflite`` or ``.onnx`` file (detected from content) as a ``Predictor``."""
+def load(path: str | Path, *, threads: int | None = None, xnnpack: bool = True, raw_io: bool = False) -> Any:
+    """Load a ``.tflite`` or ``.onnx`` file (detected from content) as a ``Predictor``; a
+    generative decoder (``generate.tflite``/``generate.onnx``: prefill and decode
+    signatures, or past key-values) as an ``edgekit.generate.Decoder``, which has
+    ``generate(ids, max_new_tokens=...)``."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{path} does not exist or is not a file")
+    from edgekit.generate import is_generative, load_decoder
+
+    if is_generative(p):
+        return load_decoder(p, kernels="xnnpack" if xnnpack else "builtin", threads=threads)
     fmt = format_of(p, trust_name=True)
     if fmt is None or fmt.runtime not in _PREDICTORS:
         raise InputError(f"{path} is neither a TFLite (TFL3) nor an ONNX file")

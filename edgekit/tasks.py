@@ -139,3 +139,51 @@ def artifact_io(runtime: str, path: str, options: Mapping[str, Any] | None = Non
 
     with _host_cpu(), runner_class(runtime)(path, **dict(options or {})) as r:
         return {"input_names": r.input_names(), "output_names": r.output_names()}
+
+
+def _causal_lm(source: Mapping[str, Any], task: str | None) -> Any:
+    from edgekit.converters.generative import as_causal_lm
+
+    ctx = _context(source)
+    key = ("lm", task)
+    if _STATE.get("lm_key") != key:
+        _STATE["lm"] = as_causal_lm(_STATE.get("string_model", ctx.model), task)
+        _STATE["lm_key"] = key
+    return _STATE["lm"]
+
+
+def generative_layout(source: Mapping[str, Any], task: str | None, max_cache_length: int | None) -> dict[str, Any] | None:
+    """The decoder's cache layout (``edgekit.converters.generative.layout``), or None when
+    the model is no causal LM; an unknown layout is an InputError."""
+    from edgekit.converters.generative import layout
+
+    lm = _causal_lm(source, task)
+    if lm is None:
+        return None
+    with _host_cpu():
+        return layout(lm, max_cache_length)
+
+
+def export_generative(source: Mapping[str, Any], fmt: str, dest: str, lay: dict[str, Any],
+                      opset: int, task: str | None) -> dict[str, Any]:
+    """Write the generative artifact of ``fmt`` (``tflite`` or ``onnx``) to ``dest``."""
+    import time
+
+    from edgekit.converters import generative
+
+    lm = _causal_lm(source, task)
+    t0 = time.perf_counter()
+    with _host_cpu():
+        meta = (generative.export_tflite(lm, dest, lay) if fmt == "tflite"
+                else generative.export_onnx(lm, dest, lay, opset))
+    meta["convert_s"] = time.perf_counter() - t0
+    return meta
+
+
+def generative_reference(source: Mapping[str, Any], task: str | None, prompts: list[list[int]],
+                         max_new_tokens: int) -> list[dict[str, Any]]:
+    """Keras' own greedy generation for each prompt and its single-pass logits."""
+    from edgekit.converters.generative import keras_reference
+
+    with _host_cpu():
+        return keras_reference(_causal_lm(source, task), prompts, max_new_tokens)

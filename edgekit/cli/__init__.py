@@ -109,6 +109,7 @@ def convert(model: str, out_dir: str, formats: str | None, opset: int, inputs: s
     from edgekit.tolerances import parse_tolerance_overrides
 
     explain = quant.pop("explain", False)
+    quant["generative"] = not quant.pop("no_generative", False)
     options = ConvertOptions.of(
         formats=formats, inputs=inputs, batch_size=batch_size, seed=seed, shapes=parse_shapes(shapes), opset=opset,
         atol=parse_tolerance_overrides(atol, "atol"), rtol=parse_tolerance_overrides(rtol, "rtol"),
@@ -188,6 +189,16 @@ def _with_quant_options(cmd: click.Command) -> click.Command:
 
 
 _with_quant_options(convert)
+for _opt in (
+    click.option("--task", default=None, type=click.Choice(["causal-lm"]),
+                 help="Export a keras-hub backbone as its causal LM (a model with call_with_cache is one already)."),
+    click.option("--max-cache-length", default=None, type=int, metavar="N",
+                 help="Positions of a generative decoder's KV cache (default: the model's max_sequence_length, "
+                      "at most 1024)."),
+    click.option("--no-generative", is_flag=True,
+                 help="No generate.tflite/generate.onnx decoders for a causal LM (the single-pass artifacts only)."),
+):
+    _opt(convert)
 
 
 @cli.command("quantize")
@@ -399,6 +410,71 @@ def predict_cmd(artifact: str, data: str, out_path: str) -> None:
     np.savez(buf, **res)
     atomic_write_bytes(out_path, buf.getvalue())
     click.echo(f"{out_path}: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in res.items()))
+
+
+@cli.command("generate")
+@click.argument("artifact")
+@click.option("--prompt-ids", default=None, metavar="IDS", help="The prompt as token ids: 5,17,42.")
+@click.option("--prompt", "prompt_text", default=None, metavar="TEXT",
+              help="The prompt as text (needs the tokenizer convert copied beside the artifact: --tokenizer).")
+@click.option("--max-new-tokens", default=16, show_default=True, type=int, help="Tokens to generate.")
+@click.option("--temperature", default=0.0, show_default=True, type=float, help="0: greedy; > 0: sample.")
+@click.option("--top-k", default=None, type=int, help="Sample from the k most likely tokens only.")
+@click.option("--seed", default=None, type=int, help="Seed of the sampling.")
+@click.option("--stop-ids", default=None, metavar="IDS", help="Stop after generating one of these ids: 2,50256.")
+@click.option("--kernels", default="xnnpack", show_default=True, type=click.Choice(["xnnpack", "builtin", "reference"]),
+              help="LiteRT kernel set (TFLite decoders).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def generate_cmd(artifact: str, prompt_ids: str | None, prompt_text: str | None, max_new_tokens: int,
+                 temperature: float, top_k: int | None, seed: int | None, stop_ids: str | None, kernels: str,
+                 as_json: bool) -> None:
+    """Generate with a generative ARTIFACT (generate.tflite or generate.onnx), without TensorFlow.
+
+    Greedy by default; --temperature, --top-k and --seed sample. The JSON holds the
+    generated ids, the prefill time and the decode time per token."""
+    import json
+
+    from edgekit.errors import InputError
+    from edgekit.generate import load_decoder
+
+    if (prompt_ids is None) == (prompt_text is None):
+        raise InputError("give the prompt as --prompt-ids 5,17,42 or as --prompt TEXT (one of the two)")
+    tokenizer = None
+    if prompt_text is not None:
+        from edgekit.text_tokenizer import load_beside
+
+        tokenizer = load_beside(artifact)
+        ids = tokenizer.encode(prompt_text)
+    else:
+        ids = _id_list(prompt_ids, "--prompt-ids")
+    stops = _id_list(stop_ids, "--stop-ids") if stop_ids else []
+    with load_decoder(artifact, kernels=kernels) as dec:
+        res = dec.generate(ids, max_new_tokens, temperature=temperature, top_k=top_k, seed=seed, stop_ids=stops)
+    res = {"prompt": ids, **res}
+    if tokenizer is not None:
+        res["text"] = tokenizer.decode(res["generated"])
+    if as_json:
+        click.echo(json.dumps(res))
+        return
+    click.echo(" ".join(map(str, res["generated"])))
+    if tokenizer is not None:
+        click.echo(res["text"])
+    dec_ms = res["decode_ms_per_token"]
+    click.echo(f"prefill {res['prefill_ms']:.2f} ms ({len(ids)} tokens); decode "
+               f"{'-' if dec_ms is None else f'{dec_ms:.2f}'} ms/token" + ("; stopped at a stop id" if res["stopped"] else ""),
+               err=True)
+
+
+def _id_list(text: str | None, flag: str) -> list[int]:
+    from edgekit.errors import InputError
+
+    try:
+        ids = [int(x) for x in (text or "").replace(" ", "").split(",") if x != ""]
+    except ValueError:
+        raise InputError(f"{flag} {text!r}: expected comma-separated token ids, e.g. 5,17,42") from None
+    if not ids and flag == "--prompt-ids":
+        raise InputError(f"{flag}: the prompt needs at least one token id")
+    return ids
 
 
 @cli.command("formats")

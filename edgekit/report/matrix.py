@@ -84,7 +84,7 @@ def _row(result: "ConvertResult", r: "ArtifactResult") -> list[str]:
         name += "/"
     tol = next(iter(r.tolerances.values()), None)
     c = r.comparison
-    ref_size = result.float_size(r.format) if r.recipe is not None else None
+    ref_size = result.float_size(r.format, r.kind) if r.recipe is not None else None
     snr = c.min_snr_db if c is not None else None
     row = [
         name,
