@@ -167,9 +167,16 @@ def compare(
         tf, feeds, reference, tolerances_for("float32", spec, dict(atol or {}), dict(rtol or {})), truth, say)
     result = CompareResult(source, spec, [], info, 0.0)
     ctx = _Ctx(pool, spec, feeds, reference, truth_out, note, timeout, unsafe, say)
+    from edgekit.generate import is_generative
+
+    gen = _Generative(tf, pool, timeout, seed, say)
     for i, (path, fmt) in enumerate(zip(artifacts, formats), 1):
+        prefix = f"[{i}/{len(artifacts)}] {path}"
+        if fmt.name in ("tflite", "onnx") and is_generative(path):
+            result.rows.append(gen.row(prefix, path, fmt, policy or "float32"))
+            continue
         tols = tolerances_for(policy or fmt.policy, spec, dict(atol or {}), dict(rtol or {}))
-        row, binding = _one(ctx, f"[{i}/{len(artifacts)}] {path}", path, fmt, tols)
+        row, binding = _one(ctx, prefix, path, fmt, tols)
         result.rows.append(row)
         result.bindings[path] = binding
     result.elapsed_s = time.perf_counter() - t0
@@ -246,6 +253,61 @@ def _one(ctx: _Ctx, prefix: str, path: str, fmt: FormatInfo, tols: dict[str, Any
         row.notes.append(ctx.truth_note)
     ctx.say(f"{prefix}: {row.status}" + (f" ({row.error})" if row.error else ""))
     return row, binding
+
+
+class _Generative:
+    """A generative artifact against the model: the same check as ``convert``'s
+    (``edgekit.generation``), on prompts that fit both the model's and the file's cache."""
+
+    def __init__(self, tf: Callable[..., Any], pool: WorkerPool, timeout: float, seed: int,
+                 say: Callable[[str], None]) -> None:
+        self.tf, self.pool, self.timeout, self.seed, self.say = tf, pool, timeout, seed, say
+        self.layout: dict[str, Any] | None = None
+        self.cases: dict[str, Any] = {}
+
+    def row(self, prefix: str, path: str, fmt: FormatInfo, policy: str) -> ArtifactResult:
+        from edgekit.generation import check_prompts, judge, summary, why_failed
+
+        row = ArtifactResult(fmt.name, Path(path).name, runtime=fmt.runtime, path=path, kind="generate")
+        if self.layout is None:
+            self.layout = self.tf("generative_layout", None, None, tag="generation:layout")
+            if self.layout is None:
+                raise errors.InputError(f"{path} is a generative decoder, and the model is no causal LM "
+                                        f"(a keras-hub CausalLM, with call_with_cache)")
+        try:
+            d = self.pool.rt.call("edgekit.generate:describe", path, timeout=self.timeout, tag=f"load:{path}")
+        except errors.EdgekitError as exc:
+            row.status, row.stage, row.error = ERROR, "run", str(exc)
+            return row
+        if d["vocab"] != self.layout["vocab"]:
+            row.status, row.stage = MISMATCH, "compare"
+            row.error = f"the decoder's vocabulary has {d['vocab']} ids, the model's {self.layout['vocab']}"
+            return row
+        caches = [c for c in (d["cache_length"], self.layout["cache_length"]) if c]
+        lay = {**self.layout, "cache_length": min(caches), "prefill_length": d["prefill_length"] or self.layout["prefill_length"]}
+        prompts, new = check_prompts(lay, self.seed)
+        key = repr((prompts, new))
+        if key not in self.cases:
+            self.say(f"generation: Keras greedy on {len(prompts)} prompt(s)")
+            self.cases[key] = self.tf("generative_reference", None, prompts, new, tag="generation:reference")
+        cases = self.cases[key]
+        self.say(f"{prefix}: generating")
+        try:
+            runs = self.pool.rt.call("edgekit.generate:check_run", path, cases, "xnnpack", timeout=self.timeout,
+                                     tag=f"run:{path}")
+        except errors.EdgekitError as exc:
+            row.status, row.stage, row.error = ERROR, "run", str(exc)
+            return row
+        passed, row.comparison, info = judge(cases, runs, policy)
+        row.tolerances = {o.name: o.tolerance for o in row.comparison.outputs}
+        row.meta["generation"] = info
+        row.latency = {"median_ms": info["decode_ms_per_token"] or 0.0, "prefill_ms": info["prefill_ms"]}
+        row.status = PASS if passed else MISMATCH
+        if not passed:
+            row.stage, row.error = "compare", why_failed(info, row.comparison)
+        row.notes.append(summary(info))
+        self.say(f"{prefix}: {row.status}" + (f" ({row.error})" if row.error else ""))
+        return row
 
 
 def render(result: CompareResult) -> str:

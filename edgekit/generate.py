@@ -362,3 +362,10 @@ def check_run(path: str, cases: list[dict[str, Any]], kernels: str = "xnnpack") 
     Keras' own greedy tokens (see ``edgekit.generation``)."""
     with load_decoder(path, kernels=kernels) as dec:
         return [teacher_forced(dec, c["prompt"], c["generated"]) for c in cases]
+
+
+def describe(path: str) -> dict[str, Any]:
+    """What a check needs to know of a generative artifact: vocabulary, cache and prefill lengths."""
+    with load_decoder(path) as dec:
+        return {"vocab": dec.vocab, "cache_length": dec.cache_length,
+                "prefill_length": getattr(dec, "prefill_length", None), "info": dec.info}

@@ -162,3 +162,29 @@ def test_judge_accepts_near_ties_and_fails_a_real_divergence():
     wrong[2, (tokens[2] + 1) % 50] += 10.0
     ok, comp, info = judge(case, [{**run[0], "logits": wrong}], "float32")
     assert not ok and info["diverged"][0]["step"] == 2
+
+
+def test_compare_checks_a_decoder_written_by_another_tool(pool, gpt2_run, tmp_path):
+    """An ONNX decoder in Optimum's layout with its extra int64 inputs (attention_mask,
+    position_ids), and the TFLite decoder, against the model they came from; a decoder of
+    another model fails, exit 3."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgekit.compare_files import compare
+
+    r, out = gpt2_run
+    model = pool.tf.call("tests.helpers_tf:save_from_builder", str(ZOO), "gpt2_causal_lm", str(tmp_path / "lm.keras"))
+    other = tmp_path / "decoder_model_merged.onnx"
+    mine = convert(model, tmp_path / "mine", formats="tflite,onnx", pool=pool)
+    m = onnx.load(str(tmp_path / "mine" / "generate.onnx"))
+    for name in ("attention_mask", "position_ids"):
+        m.graph.input.append(helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "seq"]))
+    onnx.save(m, str(other))
+    res = compare(model, [str(other), str(tmp_path / "mine" / "generate.tflite")], pool=pool)
+    assert [x.status for x in res.rows] == [PASS, PASS], [x.error for x in res.rows]
+    assert all(x.kind == "generate" and x.meta["generation"]["matched"] == x.meta["generation"]["steps"]
+               for x in res.rows)
+    assert mine.exit_code == 0
+    bad = compare(model, [str(out / "generate.tflite")], pool=pool)  # the fixture's model: other weights
+    assert bad.rows[0].status == "mismatch" and bad.exit_code == 3
