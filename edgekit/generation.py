@@ -20,6 +20,7 @@ Quantized TFLite decoders also run on the reference kernels (a row's kernel cell
 """
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,32 @@ class GenerativeSteps:
                 f"token(s), {new} new each")
         self.cases = ctx.pool.tf.call("edgekit.tasks:generative_reference", ctx.source.to_json(), ctx.opts.task,
                                       prompts, new, timeout=ctx.opts.timeout, tag="generation:reference")
-        return [self._row(job, f"[gen {i}/{len(jobs)}] {job.label}") for i, job in enumerate(jobs, 1)]
+        rows = [self._row(job, f"[gen {i}/{len(jobs)}] {job.label}") for i, job in enumerate(jobs, 1)]
+        if ctx.opts.tokenizer:
+            note = self._tokenizer_note()
+            for r in rows:
+                r.notes.append(note)
+        return rows
+
+    def _tokenizer_note(self) -> str:
+        """Whether the device's tokenizer (no TensorFlow) gives keras-hub's ids on sample texts."""
+        from edgekit.text_tokenizer import SAMPLES, load
+
+        ctx = self.ctx
+        path = os.path.abspath(ctx.opts.tokenizer)
+        theirs = ctx.pool.tf.call("edgekit.text_tokenizer:keras_hub_ids", path, SAMPLES, timeout=ctx.opts.timeout,
+                                  tag="tokenizer")
+        try:
+            mine = [load(path).encode(t) for t in SAMPLES]
+        except errors.MissingDependencyError as exc:
+            return f"tokenizer copied beside the artifacts; not run here: {exc}"
+        if theirs is None:
+            return "tokenizer copied beside the artifacts; keras-hub's own could not run here to compare with it"
+        same = sum(a == b for a, b in zip(mine, theirs))
+        if same == len(SAMPLES):
+            return f"tokenizer: the device tokenizer gives keras-hub's ids on {same} sample texts"
+        return (f"tokenizer: WARNING the device tokenizer differs from keras-hub's on {len(SAMPLES) - same} of "
+                f"{len(SAMPLES)} sample texts: --prompt text may not encode as the model was trained")
 
     def _row(self, job: Job, prefix: str) -> ArtifactResult:
         ctx = self.ctx

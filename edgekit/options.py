@@ -60,6 +60,7 @@ class ConvertOptions:
     task: str | None = None
     max_cache_length: int | None = None
     generative: bool = True
+    tokenizer: str | None = None  # keras-hub tokenizer assets copied beside the artifacts (edgekit.text_tokenizer)
 
     def __post_init__(self) -> None:
         # None: every format registered now (not at import: formats registered later count).

@@ -199,6 +199,11 @@ class _Run:
             from edgekit.generation import layout_for
 
             layout, no_layout = layout_for(self._tf, self.opts)  # before anything is written
+            tokenizer_files = {}
+            if self.opts.tokenizer:
+                from edgekit.text_tokenizer import output_files
+
+                tokenizer_files = output_files(self.opts.tokenizer)
             data = self._data(spec)
             inputs = prepare(spec, arrays, label, self.opts, data, self._tf, self.say)
             if self.source.built_by_code:
@@ -206,6 +211,7 @@ class _Run:
                 # after a crash rebuilds the very model every artifact of this run comes from.
                 snap = os.path.join(scratch, "snapshot.weights.h5")
                 self.source = ModelSource(**self._tf("snapshot_weights", snap, tag="snapshot"))
+            inputs.run_files.update(tokenizer_files)
             ref = self._reference(spec, inputs, data, golden)
             staging = self.outd.open()
             try:

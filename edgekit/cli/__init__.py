@@ -195,6 +195,9 @@ for _opt in (
     click.option("--max-cache-length", default=None, type=int, metavar="N",
                  help="Positions of a generative decoder's KV cache (default: the model's max_sequence_length, "
                       "at most 1024)."),
+    click.option("--tokenizer", default=None, metavar="DIR",
+                 help="keras-hub tokenizer assets (tokenizer.save_assets) to copy beside the artifacts: "
+                      "edgekit generate --prompt TEXT then works."),
     click.option("--no-generative", is_flag=True,
                  help="No generate.tflite/generate.onnx decoders for a causal LM (the single-pass artifacts only)."),
 ):

@@ -188,3 +188,35 @@ def test_compare_checks_a_decoder_written_by_another_tool(pool, gpt2_run, tmp_pa
     assert mine.exit_code == 0
     bad = compare(model, [str(out / "generate.tflite")], pool=pool)  # the fixture's model: other weights
     assert bad.rows[0].status == "mismatch" and bad.exit_code == 3
+
+
+def _bpe_assets(d: Path) -> Path:
+    """keras-hub's byte-level BPE assets (vocabulary.json, merges.txt) of a small trained vocabulary."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    tok = ByteLevelBPETokenizer()
+    tok.train_from_iterator(["the quick brown fox jumps over the lazy dog", "hello world, hello devices"] * 20,
+                            vocab_size=300, min_frequency=1, special_tokens=["<|endoftext|>"])
+    d.mkdir()
+    tok.save_model(str(d))
+    (d / "vocab.json").rename(d / "vocabulary.json")
+    return d
+
+
+def test_a_tokenizer_beside_the_decoder_takes_a_text_prompt_without_tensorflow(pool, tmp_path):
+    assets = _bpe_assets(tmp_path / "assets")
+    out = tmp_path / "out"
+    r = convert(f"{ZOO}:gpt2_causal_lm", out, formats="tflite", tokenizer=str(assets), pool=pool)
+    row = _rows(r)["tflite:generate"]
+    assert row.status == PASS and any("gives keras-hub's ids on 4 sample texts" in n for n in row.notes), row.notes
+    assert (out / "tokenizer_vocabulary.json").is_file() and (out / "tokenizer_merges.txt").is_file()
+    p = run_cli(["generate", str(out / "generate.tflite"), "--prompt", "hello world", "--max-new-tokens", "4", "--json"])
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout)
+    from tokenizers import ByteLevelBPETokenizer
+
+    want = ByteLevelBPETokenizer(str(assets / "vocabulary.json"), str(assets / "merges.txt")).encode("hello world").ids
+    assert res["prompt"] == want and len(res["generated"]) == 4 and isinstance(res["text"], str)
+    bad = run_cli(["convert", f"{ZOO}:gpt2_causal_lm", "--to", "tflite", "--tokenizer", str(tmp_path), "-o",
+                   str(tmp_path / "o2"), "-q"])
+    assert bad.returncode == 2 and "no keras-hub tokenizer assets" in bad.stderr
