@@ -47,6 +47,92 @@ def _signature(s: Any, key: str, sg: Any, inputs: Sequence[str], outputs: Sequen
     return sd
 
 
+def _const_ints(model: Any, sg: Any, index: int) -> list[int] | None:
+    t = sg.tensors[index]
+    b = model.buffers[t.buffer]
+    if b.data is None or len(b.data) == 0:
+        return None
+    dtype = {2: np.int32, 4: np.int64}.get(t.type)  # TensorType INT32, INT64
+    return None if dtype is None else [int(x) for x in np.frombuffer(np.asarray(b.data, np.uint8).tobytes(), dtype)]
+
+
+def _selection(model: Any, sg: Any, op: Any) -> list[Any] | None:
+    """A STRIDED_SLICE as one entry per axis of its input: None (the whole axis) or an index
+    (the axis is taken at it and dropped); None where it is anything else."""
+    o = op.builtinOptions
+    if o is None or o.ellipsisMask or o.newAxisMask or getattr(o, "offset", False):
+        return None
+    shape = [int(d) for d in sg.tensors[op.inputs[0]].shape]
+    begin, end, strides = (_const_ints(model, sg, op.inputs[k]) for k in (1, 2, 3))
+    if begin is None or end is None or strides is None:
+        return None
+    sel: list[Any] = []
+    for ax, dim in enumerate(shape):
+        if ax >= len(begin):
+            sel.append(None)
+            continue
+        b, e, st = begin[ax], end[ax], strides[ax]
+        if o.shrinkAxisMask >> ax & 1:
+            sel.append(b + dim if b < 0 else b)
+        elif st == 1 and (o.beginMask >> ax & 1 or b == 0) and (o.endMask >> ax & 1 or e >= dim):
+            sel.append(None)
+        else:
+            return None
+    return sel
+
+
+def fold_pack_slices(model: Any, sg: Any, op_names: Mapping[int, str]) -> int:
+    """Take out ``PACK`` -> ``STRIDED_SLICE`` round trips: a slice that takes one packed input
+    back whole (keras-hub's cache is stacked over layers and over key/value, then sliced apart
+    in every layer) reads that input instead, and packs nothing uses any more go. Each round
+    trip copies the whole cache once per step. Returns the slices folded."""
+    def name(op: Any) -> str:
+        c = model.operatorCodes[op.opcodeIndex]
+        return op_names.get(max(c.builtinCode, c.deprecatedBuiltinCode), "CUSTOM")
+
+    ops = list(sg.operators or [])
+    producer = {int(t): op for op in ops for t in op.outputs}
+    outputs = {int(t) for t in sg.outputs}
+    replace: dict[int, int] = {}
+    for op in ops:
+        if name(op) != "STRIDED_SLICE":
+            continue
+        sel = _selection(model, sg, op)
+        if sel is None:
+            continue
+        t = int(op.inputs[0])
+        while True:
+            p = producer.get(t)
+            if p is None or name(p) != "PACK" or p.builtinOptions is None:
+                break
+            rank = len(sg.tensors[int(p.outputs[0])].shape)
+            axis = p.builtinOptions.axis % rank
+            if axis >= len(sel) or sel[axis] is None:
+                break
+            t = int(p.inputs[sel[axis]])
+            sel = sel[:axis] + sel[axis + 1:]
+        out = int(op.outputs[0])
+        if t == int(op.inputs[0]) or not all(x is None for x in sel):
+            continue
+        if out in outputs and (t in {int(i) for i in sg.inputs} or t in outputs or t in replace.values()):
+            continue  # a graph output must stay a tensor of its own
+        replace[out] = t
+    if not replace:
+        return 0
+    for op in ops:
+        op.inputs = np.asarray([replace.get(int(i), int(i)) for i in op.inputs], dtype=np.int32)
+    sg.outputs = np.asarray([replace.get(int(i), int(i)) for i in sg.outputs], dtype=np.int32)
+    outputs = {int(t) for t in sg.outputs}
+    while True:  # ops whose outputs nothing reads any more
+        used = {int(i) for op in ops for i in op.inputs} | outputs
+        dead = [op for op in ops if name(op) in ("PACK", "STRIDED_SLICE") and not any(int(t) in used for t in op.outputs)]
+        if not dead:
+            break
+        ops = [op for op in ops if op not in dead]
+    sg.operators = ops
+    return len(replace)
+
+
 def merge_signatures(parts: Sequence[tuple[str, bytes, Sequence[str], Sequence[str]]],
                      metadata: Mapping[str, bytes] | None = None) -> bytes:
     """``parts``: (signature key, single-subgraph .tflite bytes, input names, output names in
@@ -68,6 +154,7 @@ def merge_signatures(parts: Sequence[tuple[str, bytes, Sequence[str], Sequence[s
         nested = sorted({codes[op.opcodeIndex] for op in sg.operators or []} & _SUBGRAPH_OPS)
         if nested:
             raise ConversionError(f"signature {key!r} calls other subgraphs ({', '.join(nested)}): not mergeable")
+        fold_pack_slices(m, sg, op_names)
         sd = _signature(s, key, sg, ins, outs)
         for t in sg.tensors:  # tensor names unique in the file (the LiteRT Quantizer requires it)
             name = t.name.decode() if isinstance(t.name, bytes) else str(t.name or "")

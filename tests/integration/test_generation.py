@@ -220,3 +220,17 @@ def test_a_tokenizer_beside_the_decoder_takes_a_text_prompt_without_tensorflow(p
     bad = run_cli(["convert", f"{ZOO}:gpt2_causal_lm", "--to", "tflite", "--tokenizer", str(tmp_path), "-o",
                    str(tmp_path / "o2"), "-q"])
     assert bad.returncode == 2 and "no keras-hub tokenizer assets" in bad.stderr
+
+
+def test_the_tflite_decoder_has_no_cache_round_trips_left(gpt2_run):
+    """keras-hub stacks the caches over layers and key/value and slices them apart again:
+    the merge takes those PACK -> STRIDED_SLICE copies out (each one copied a whole cache per step)."""
+    from edgekit.converters.tflite_signatures import fold_pack_slices
+    from edgekit.runtimes.tflite_ops import _enum_names, schema
+
+    _, out = gpt2_run
+    s = schema()
+    m = s.ModelT.InitFromPackedBuf(bytearray((out / "generate.tflite").read_bytes()), 0)
+    names = _enum_names(s.BuiltinOperator)
+    assert len(m.subgraphs) == 2
+    assert all(fold_pack_slices(m, sg, names) == 0 for sg in m.subgraphs)
