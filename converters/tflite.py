@@ -37,8 +37,11 @@ def float_saved_model(ctx: ExportContext, workdir: str, shapes: dict[str, list[i
     key = "tflite_saved_model_dir" + ("" if not shapes else repr(sorted(shapes.items())))
     if key not in ctx.cache:
         d = Path(workdir) / ("tflite_saved_model" if not shapes else f"tflite_saved_model_fixed{len(ctx.cache)}")
+        from edgekit.converters.lowering import builtin_lowering
+
         model = unrolled(ctx.model, shapes) if ctx.spec.has_rnn else ctx.model
-        write_saved_model(model, ctx.spec, d, shapes)
+        with builtin_lowering():  # new-axis slices and rolls as builtins: open lengths stay open
+            write_saved_model(model, ctx.spec, d, shapes)
         ctx.cache[key] = str(d)
     return ctx.cache[key], notes
 

@@ -172,3 +172,15 @@ def test_zoo_model_converts_to_tflite_and_onnx_with_no_flags(name, pool, tmp_pat
     for r in result.rows:
         if r.status == PASS:
             assert min(o.cosine for o in r.comparison.outputs) > 0.9999, r.label
+
+
+def test_decoders_and_rolls_keep_open_lengths_in_tflite(pool, tmp_path):
+    """keras-hub's attention mask (mask[:, None, :, :] on a free length) and keras.ops.roll
+    need Flex as traced; written as ExpandDims and a gather they are builtins, so the TFLite
+    file keeps the open length instead of being fixed at the check size."""
+    builders = Path(__file__).resolve().parent.parent / "fixtures" / "builders.py"
+    for model, out in ((f"{ZOO}:llama", "llama"), (f"{builders}:rolled_sequence", "roll")):
+        result = convert(model, tmp_path / out, formats="tflite", pool=pool)
+        row = _rows(result)["tflite"]
+        assert row.status == PASS, row.error
+        assert "fixed_shapes" not in row.meta and any(n.startswith("keeps open dimensions") for n in row.notes), row.notes
