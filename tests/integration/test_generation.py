@@ -234,3 +234,17 @@ def test_the_tflite_decoder_has_no_cache_round_trips_left(gpt2_run):
     names = _enum_names(s.BuiltinOperator)
     assert len(m.subgraphs) == 2
     assert all(fold_pack_slices(m, sg, names) == 0 for sg in m.subgraphs)
+
+
+def test_a_causal_lm_with_a_cache_layout_edgekit_does_not_know(pool, tmp_path):
+    builders = Path(__file__).resolve().parent.parent / "fixtures" / "builders.py"
+    r = convert(f"{builders}:odd_cache_lm", tmp_path / "a", formats="tflite", pool=pool)
+    rows = _rows(r)
+    assert rows["tflite"].status == PASS  # the single-pass file is made all the same
+    gen = rows["tflite:generate"]
+    assert gen.status == SKIPPED and "does not know this decoder's cache layout" in gen.error
+    assert "_build_cache(token_ids, images)" in gen.error and r.exit_code == 0
+    p = run_cli(["convert", f"{builders}:odd_cache_lm", "--to", "tflite", "--task", "causal-lm", "-o",
+                 str(tmp_path / "b"), "-q"])
+    assert p.returncode == 2 and "does not know this decoder's cache layout" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
