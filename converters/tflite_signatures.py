@@ -82,6 +82,17 @@ def _selection(model: Any, sg: Any, op: Any) -> list[Any] | None:
 
 
 def fold_pack_slices(model: Any, sg: Any, op_names: Mapping[int, str]) -> int:
+    """Take out ``PACK`` -> ``STRIDED_SLICE`` round trips until none is left (one taken out
+    can expose another); returns the slices folded. See ``_fold_once``."""
+    total = 0
+    while True:
+        n = _fold_once(model, sg, op_names)
+        if not n:
+            return total
+        total += n
+
+
+def _fold_once(model: Any, sg: Any, op_names: Mapping[int, str]) -> int:
     """Take out ``PACK`` -> ``STRIDED_SLICE`` round trips: a slice that takes one packed input
     back whole (keras-hub's cache is stacked over layers and over key/value, then sliced apart
     in every layer) reads that input instead, and packs nothing uses any more go. Each round
