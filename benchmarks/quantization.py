@@ -225,7 +225,7 @@ def main(names: list[str]) -> None:
         for run, settings in RUNS:
             out = tempfile.mkdtemp(prefix=f"edgekit-bench-{name}-")
             print(f"{name}: {run}", file=sys.stderr, flush=True)
-            r = convert(model, out, pool=pool, **{"kernels": "xnnpack,reference", **spec, **settings})
+            r = convert(model, out, pool=pool, **{"kernels": "xnnpack,reference", "generative": False, **spec, **settings})
             rows += [_row(name, run, r, x) for x in r.rows if x.recipe is not None or run == RUNS[0][0]]
             if run == RUNS[0][0]:
                 rows += keras_reference(name, model, r)

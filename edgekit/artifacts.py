@@ -201,7 +201,7 @@ class ArtifactSteps:
         (recipes and reports name layers), and the run's gate and kernel paths."""
         ctx = self.ctx
         out: dict[str, Any] = {"feeds": ctx.inputs.feeds, "reference": ctx.ref.outputs,
-                               "layers": list(ctx.spec.layers),
+                               "layers": list(ctx.spec.layers), "kernel_layers": list(ctx.spec.kernel_layers),
                                "kinds": {o.name: o.role for o in ctx.spec.outputs if o.role}}
         if ctx.opts.max_accuracy_drop is not None and ctx.data.eval is not None:
             out["gate"] = {"max_drop": ctx.opts.max_accuracy_drop, "eval": ctx.data.eval, "refs": ctx.ref.eval_refs}

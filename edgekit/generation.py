@@ -191,7 +191,7 @@ class GenerativeSteps:
             else:
                 quantizer = FORMATS[job.format].quantizer
                 made = ctx.pool.rt.call(quantizer, base, str(staged), replace(recipe, fallback=False).to_json(), None,
-                                        {"layers": list(ctx.spec.layers)}, timeout=ctx.opts.timeout,
+                                        {"layers": list(ctx.spec.layers), "kernel_layers": list(ctx.spec.kernel_layers)}, timeout=ctx.opts.timeout,
                                         tag=f"export:{job.label}", on_progress=ctx.say)
                 row.notes.extend(made.pop("notes", []))
                 row.meta.update(made)

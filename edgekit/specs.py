@@ -60,6 +60,9 @@ class ModelSpec:
     custom_classes: tuple[str, ...] = field(default_factory=tuple)  # "module:Name" not Keras' own
     # string inputs handled outside the artifacts (edgekit.text), one dict per string input
     preprocessing: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    # layers that own a weight matrix (a kernel or an embedding table): what a quantized weight
+    # op is named after where a fused op also names its activation or batch norm
+    kernel_layers: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def input_names(self) -> list[str]:
@@ -82,6 +85,7 @@ class ModelSpec:
             "max_length": self.max_length,
             "custom_classes": list(self.custom_classes),
             "preprocessing": list(self.preprocessing),
+            "kernel_layers": list(self.kernel_layers),
         }
 
     @classmethod
@@ -98,4 +102,5 @@ class ModelSpec:
             max_length=d.get("max_length"),
             custom_classes=tuple(d.get("custom_classes", ())),
             preprocessing=tuple(d.get("preprocessing", ())),
+            kernel_layers=tuple(d.get("kernel_layers", ())),
         )

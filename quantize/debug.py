@@ -56,7 +56,8 @@ def _scopes(tensor_name: str, model_name: str | None) -> list[str]:
     return out
 
 
-def keras_layer_map(tensor_names: list[str], layer_names: list[str], model_name: str | None = None) -> dict[str, str]:
+def keras_layer_map(tensor_names: list[str], layer_names: list[str], model_name: str | None = None,
+                    prefer: list[str] | None = None) -> dict[str, str]:
     """Each TFLite tensor's Keras layer, for the tensors whose layer can be told.
 
     Tracing for export re-opens name scopes, and TensorFlow makes each unique by appending
@@ -64,8 +65,10 @@ def keras_layer_map(tensor_names: list[str], layer_names: list[str], model_name:
     ``conv2d_1_2``, so a name alone is ambiguous. Scopes are made unique in call order, and a
     later name is never shorter than the one it collided with: walking the layers in model
     order, each takes the shortest still-unclaimed scope of its own ``name(_N)*`` family.
+    ``prefer``: the layers that own weight matrices, chosen first among a fused op's names.
     """
     scopes = {sc for t in tensor_names for sc in _scopes(t, model_name)}
+    pref = set(prefer or ())
     owner: dict[str, str] = {}
     for name in layer_names:
         family = re.compile(rf"{re.escape(name)}(_\d+)*")
@@ -77,8 +80,9 @@ def keras_layer_map(tensor_names: list[str], layer_names: list[str], model_name:
         # the innermost layer that can be told: in a model nested in a model (a keras-hub task
         # around its backbone) the block, not the backbone that holds every block; of a fused
         # op's names (``conv/Conv2D;bn/FusedBatchNorm``) the first
-        layer = next((owner[sc] for seg in t.split(";") for sc in reversed(_scopes(seg, model_name))
-                      if sc in owner), None)
+        found = [owner[sc] for seg in t.split(";") for sc in reversed(_scopes(seg, model_name)) if sc in owner]
+        # a fused op names its activation and batch norm too: the layer with the weights, where known
+        layer = next((x for x in found if x in pref), found[0] if found else None)
         if layer is not None:
             out[t] = layer
     return out

@@ -70,7 +70,8 @@ def _lib() -> Any:
     return quantizer, qtyping, fbu
 
 
-def weight_ops(buf: bytes, layer_names: list[str] | None = None, model_name: str | None = None) -> list[WeightOp]:
+def weight_ops(buf: bytes, layer_names: list[str] | None = None, model_name: str | None = None,
+               kernel_layers: list[str] | None = None) -> list[WeightOp]:
     """The ops with constant float weights, in execution order, each with its Keras layer."""
     from edgekit.quantize.debug import keras_layer_map
 
@@ -97,7 +98,7 @@ def weight_ops(buf: bytes, layer_names: list[str] | None = None, model_name: str
                                   others=others))
     if layer_names:
         owner = keras_layer_map([w.tensor for w in found] + [o for w in found for o in w.others],
-                                list(layer_names), model_name)
+                                list(layer_names), model_name, kernel_layers)
         for w in found:
             w.layer = owner.get(w.tensor) or next((owner[o] for o in w.others if o in owner), None)
     return found
@@ -301,7 +302,7 @@ def quantize(float_path: str, out_path: str, recipe_json: dict[str, Any],
     meta: dict[str, Any] = {"engine": "litert-quantizer", "notes": []}
     if recipe.approach not in (Approach.INT8, Approach.INT16X8):
         buf = _with_lookups(buf, context, meta["notes"])
-    ops = weight_ops(buf, context.get("layers"), context.get("model_name"))
+    ops = weight_ops(buf, context.get("layers"), context.get("model_name"), context.get("kernel_layers"))
     if recipe.approach is Approach.INT4 and not any(w.op in INT4_OPS for w in ops):
         present = ", ".join(f"{k}" for k in sorted({w.op for w in ops})) or "none"
         raise NotApplicable(f"int4 applies to FULLY_CONNECTED and EMBEDDING_LOOKUP weights, and this model has none "

@@ -264,7 +264,18 @@ def model_spec(model: Any, source_format: str) -> ModelSpec:
         layers=tuple(dict.fromkeys(layer.name for layer in layers)),
         max_length=declared_length(model, layers),
         custom_classes=tuple(custom_classes(model, layers)),
+        kernel_layers=tuple(dict.fromkeys(layer.name for layer in layers if _owns_matrix(layer))),
     )
+
+
+def _owns_matrix(layer: Any) -> bool:
+    for attr in ("kernel", "depthwise_kernel", "embeddings", "_kernel"):
+        try:
+            if getattr(layer, attr, None) is not None:
+                return True
+        except Exception:  # noqa: BLE001 - a property that needs the layer built
+            continue
+    return False
 
 
 _FEATURE_NAMES = ("pooled", "embedding", "hidden", "sequence_output", "feature", "encoder", "last_hidden")
