@@ -119,7 +119,7 @@ _MODEL_KEYS = (
     "model", "formats", "quantize", "onnx_quantize", "io_dtype", "calibration", "calibration_samples",
     "calibration_method", "eval_data", "inputs", "batch_size", "seed", "shapes", "opset", "devices",
     "custom_objects", "unsafe", "timeout", "repeats", "target_runtime", "tolerance", "budgets",
-    "quantize_recipe", "quantize_engine", "kernels",
+    "quantize_recipe", "quantize_engine", "kernels", "task", "max_cache_length", "generative", "tokenizer",
 )
 _RUN_KEYS = ("out", "golden_dir", "regression")
 _REGRESSION_KEYS = ("max_size_increase", "max_latency_increase")
@@ -460,6 +460,8 @@ def _scalars(v: _Validator, d: dict[str, Any], kp: Callable[..., tuple[str, ...]
             out["quantize_recipe"] = raw
         else:
             out["quantize_recipe"] = v.path_value(raw, kp("quantize_recipe"), ())
+    if "tokenizer" in d:
+        out["tokenizer"] = v.path_value(d["tokenizer"], kp("tokenizer"), ())
     if "quantize_engine" in d:
         out["quantize_engine"] = v.value(d["quantize_engine"], kp("quantize_engine"), _str)
     if "custom_objects" in d:
@@ -467,7 +469,8 @@ def _scalars(v: _Validator, d: dict[str, Any], kp: Callable[..., tuple[str, ...]
         out["custom_objects"] = v.code_path(d["custom_objects"], kp("custom_objects"))
     for key, check in (("calibration_samples", _int(1)), ("batch_size", _int(1)), ("seed", _int(0)),
                        ("opset", _int(7)), ("unsafe", _bool), ("timeout", _num(0.0, strict=True)),
-                       ("repeats", _int(0)), ("target_runtime", _str), ("calibration_method", _str)):
+                       ("repeats", _int(0)), ("target_runtime", _str), ("calibration_method", _str),
+                       ("task", _str), ("max_cache_length", _int(2)), ("generative", _bool)):
         if key in d:
             out[key] = v.value(d[key], kp(key), check)
     if out.get("unsafe"):

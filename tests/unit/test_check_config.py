@@ -320,3 +320,30 @@ def test_quantization_recipes_in_a_config(tmp_path):
         model = "builtin:mlp"
         kernels = ["ref"]
     """)
+
+
+def test_generative_settings_in_a_config(tmp_path):
+    (tmp_path / "tok").mkdir()
+    cfg = load_config(write(tmp_path, """
+        [models.lm]
+        model = "builtin:mlp"
+        task = "causal-lm"
+        max_cache_length = 128
+        tokenizer = "tok"
+        [models.plain]
+        model = "builtin:mlp"
+        generative = false
+    """))
+    lm, plain = cfg.models
+    assert lm.options.task == "causal-lm" and lm.options.max_cache_length == 128
+    assert lm.options.tokenizer == str(tmp_path / "tok") and plain.options.generative is False
+    assert "task" in error_of(tmp_path, """
+        [models.a]
+        model = "builtin:mlp"
+        task = "translation"
+    """)
+    assert "max_cache_length" in error_of(tmp_path, """
+        [models.a]
+        model = "builtin:mlp"
+        max_cache_length = 1
+    """)
