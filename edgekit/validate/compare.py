@@ -361,7 +361,7 @@ def mean_kl(ref: np.ndarray, cand: np.ndarray) -> float:
     """Mean over rows of KL(softmax(ref) || softmax(cand)), in nats (rows of logits or of
     probabilities)."""
     lp, lq = log_softmax(ref), log_softmax(cand)
-    return float(np.mean(np.sum(np.exp(lp) * (lp - lq), axis=1)))
+    return max(0.0, float(np.mean(np.sum(np.exp(lp) * (lp - lq), axis=1))))  # >= 0 (rounding aside)
 
 
 def top1_agreement(ref: np.ndarray, cand: np.ndarray, min_tie: float = 0.0) -> tuple[float, float]:
