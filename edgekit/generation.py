@@ -137,7 +137,8 @@ class GenerativeSteps:
         ctx.say(f"generation: Keras greedy on {len(prompts)} prompt(s) of {', '.join(str(len(p)) for p in prompts)} "
                 f"token(s), {new} new each")
         self.cases = ctx.pool.tf.call("edgekit.tasks:generative_reference", ctx.source.to_json(), ctx.opts.task,
-                                      prompts, new, timeout=ctx.opts.timeout, tag="generation:reference")
+                                      prompts, new, timeout=ctx.opts.timeout, tag="generation:reference",
+                                      on_progress=ctx.say)
         rows = [self._row(job, f"[gen {i}/{len(jobs)}] {job.label}") for i, job in enumerate(jobs, 1)]
         if ctx.opts.tokenizer:
             note = self._tokenizer_note()
@@ -209,7 +210,7 @@ class GenerativeSteps:
         ctx.say(f"{prefix}: generating")
         try:
             runs = ctx.pool.rt.call("edgekit.generate:check_run", str(staged), self.cases, "xnnpack",
-                                    timeout=ctx.opts.timeout, tag=f"run:{job.label}")
+                                    timeout=ctx.opts.timeout, tag=f"run:{job.label}", on_progress=ctx.say)
         except errors.EdgekitError as exc:
             row.status, row.stage, row.error = Status.ERROR, "run", str(exc)
             ctx.say(f"{prefix}: {row.error}")

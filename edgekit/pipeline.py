@@ -172,6 +172,7 @@ class _Run:
         self.pool, self.say, self.devices = pool, say, devices
 
     def _tf(self, func: str, *args: Any, tag: str, **kw: Any) -> Any:
+        kw.setdefault("on_progress", self.say)  # a heartbeat line during long steps (the float64 twin, ...)
         return self.pool.tf.call(f"edgekit.tasks:{func}", self.source.to_json(), *args,
                                  timeout=self.opts.timeout, tag=tag, **kw)
 

@@ -38,6 +38,7 @@ CRASH_ENV = "EDGEKIT_INJECT_CRASH"
 # Modules a worker imports as soon as it starts (comma-separated), before its first call.
 PRELOAD_ENV = "EDGEKIT_PRELOAD"
 # How long a fresh worker may take to import its libraries before the first call runs.
+HEARTBEAT_S = 10.0  # a progress line at least this often during a long call
 STARTUP_LIMIT_S = 300.0
 
 _QUIET_ENV = {
@@ -137,8 +138,11 @@ class Worker:
         Raises the worker's ``EdgekitError`` as the same class, ``WorkerCrashed`` when the
         worker dies or exceeds ``timeout`` seconds (it is then killed). ``heartbeat_s``: while
         nothing else is heard, tell ``on_progress`` every so many seconds what is being waited
-        for (a fresh worker's import of TensorFlow, then the call itself).
+        for (a fresh worker's import of TensorFlow, then the call itself); by default every
+        ``HEARTBEAT_S`` seconds wherever ``on_progress`` is given, so that no long step is silent.
         """
+        if heartbeat_s is None and on_progress is not None:
+            heartbeat_s = HEARTBEAT_S
         with self._lock:
             self.start()
             assert self._conn is not None and self._proc is not None

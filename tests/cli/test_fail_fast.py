@@ -56,3 +56,17 @@ def test_a_slow_worker_start_reports_progress():
         w.close()
     assert len(heard) >= 2, heard
     assert heard[0] == "... the slow-start worker is importing its libraries (1 s)"
+
+
+def test_a_long_call_with_progress_gets_a_heartbeat_by_default(monkeypatch):
+    import edgekit.worker as worker
+
+    monkeypatch.setattr(worker, "HEARTBEAT_S", 0.5)
+    w = Worker("long-call", {"PYTHONPATH": ROOT})
+    heard: list[str] = []
+    try:
+        w.call("operator:add", 0, 0, timeout=30)  # started and warm
+        assert w.call("time:sleep", 1.6, timeout=30, tag="export:onnx", on_progress=heard.append) is None
+    finally:
+        w.close()
+    assert heard and all(h.startswith("... export:onnx (") for h in heard), heard
