@@ -24,11 +24,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgekit.errors import InputError, RuntimeFailure
+from edgekit.runtime import Closable
 
 METADATA_KEY = "edgekit.generate"
 
 
-class Decoder:
+class Decoder(Closable):
     """A generative artifact loaded for generation: ``reset()``, then ``feed(ids)``."""
 
     path: str
@@ -66,29 +67,15 @@ class Decoder:
         """Greedy (``temperature=0``) or sampled continuation of ``ids``."""
         return generate(self, ids, max_new_tokens, temperature=temperature, top_k=top_k, seed=seed, stop_ids=stop_ids)
 
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> "Decoder":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class TFLiteDecoder(Decoder):
     def __init__(self, path: str, kernels: str = "xnnpack", threads: int | None = None) -> None:
         super().__init__()
-        from edgekit.runtime import KERNEL_PATHS, _tflite_interpreter, quiet_litert_log
+        from edgekit.runtime import quiet_litert_log, tflite_interpreter_args
 
         self.path = path
-        Interpreter, self.backend = _tflite_interpreter()
-        kwargs: dict[str, Any] = {"model_path": path}
-        if threads:
-            kwargs["num_threads"] = threads
-        if kernels != "xnnpack":
-            mod = __import__(Interpreter.__module__, fromlist=["OpResolverType"])
-            kwargs["experimental_op_resolver_type"] = getattr(mod.OpResolverType, KERNEL_PATHS[kernels])
+        Interpreter, self.backend, kwargs = tflite_interpreter_args(path, threads, kernels)
         try:
             with quiet_litert_log():
                 self._it = Interpreter(**kwargs)
@@ -164,21 +151,10 @@ class TFLiteDecoder(Decoder):
 class OnnxDecoder(Decoder):
     def __init__(self, path: str, threads: int | None = None, providers: list[str] | None = None) -> None:
         super().__init__()
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            from edgekit.errors import MissingDependencyError
+        from edgekit.runtime import onnx_session
 
-            raise MissingDependencyError("onnxruntime is not installed: pip install onnxruntime") from None
         self.path, self.backend = path, "onnxruntime"
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        if threads:
-            opts.intra_op_num_threads = threads
-        try:
-            self._sess = ort.InferenceSession(path, sess_options=opts, providers=providers or ["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001
-            raise RuntimeFailure(f"onnxruntime cannot load {path}: {str(exc).splitlines()[0][:300]}") from None
+        self._sess = onnx_session(path, threads, providers)
         ins = {i.name: i for i in self._sess.get_inputs()}
         self._past = sorted((n for n in ins if n.startswith("past_key_values.")), key=_layer_order)
         if not self._past or "input_ids" not in ins:

@@ -41,7 +41,20 @@ class TensorInfo:
         return self.scale is not None and self.scale != 0.0
 
 
-class Predictor:
+class Closable:
+    """``close()``, and use as a context manager that closes."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Predictor(Closable):
     """A loaded model. ``predict({name: array})`` or ``predict(array)`` for one input."""
 
     backend: str = ""
@@ -100,15 +113,6 @@ class Predictor:
 
     __call__ = predict
 
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> "Predictor":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def _tflite_interpreter() -> tuple[Any, str]:
     try:
@@ -125,6 +129,21 @@ def _tflite_interpreter() -> tuple[Any, str]:
         raise MissingDependencyError(
             "no LiteRT runtime is installed: pip install ai-edge-litert (or tflite-runtime on boards that have it)"
         ) from None
+
+
+def tflite_interpreter_args(path: str, threads: int | None, kernels: str) -> tuple[Any, str, dict[str, Any]]:
+    """(Interpreter class, backend name, its keyword arguments) for ``path`` on a kernel path
+    of ``KERNEL_PATHS``."""
+    if kernels not in KERNEL_PATHS:
+        raise InputError(f"unknown LiteRT kernel path {kernels!r}; choose from {', '.join(KERNEL_PATHS)}")
+    Interpreter, backend = _tflite_interpreter()
+    kwargs: dict[str, Any] = {"model_path": path}
+    if threads:
+        kwargs["num_threads"] = threads
+    if kernels != "xnnpack":
+        mod = __import__(Interpreter.__module__, fromlist=["OpResolverType"])
+        kwargs["experimental_op_resolver_type"] = getattr(mod.OpResolverType, KERNEL_PATHS[kernels])
+    return Interpreter, backend, kwargs
 
 
 # LiteRT logs this from C++ on every interpreter that gets the default delegate: noise on
@@ -176,17 +195,8 @@ class TFLitePredictor(Predictor):
     def __init__(self, path: str, threads: int | None = None, xnnpack: bool = True, raw_io: bool = False,
                  kernels: str | None = None) -> None:
         super().__init__(path, raw_io)
-        Interpreter, self.backend = _tflite_interpreter()
-        kwargs: dict[str, Any] = {"model_path": path}
-        if threads:
-            kwargs["num_threads"] = threads
-        kernels = kernels or ("xnnpack" if xnnpack else "builtin")
-        if kernels not in KERNEL_PATHS:
-            raise InputError(f"unknown LiteRT kernel path {kernels!r}; choose from {', '.join(KERNEL_PATHS)}")
-        self.kernels = kernels
-        if kernels != "xnnpack":
-            mod = __import__(Interpreter.__module__, fromlist=["OpResolverType"])
-            kwargs["experimental_op_resolver_type"] = getattr(mod.OpResolverType, KERNEL_PATHS[kernels])
+        self.kernels = kernels = kernels or ("xnnpack" if xnnpack else "builtin")
+        Interpreter, self.backend, kwargs = tflite_interpreter_args(path, threads, kernels)
         try:
             with quiet_litert_log():
                 self._setup(Interpreter, kwargs)
@@ -280,23 +290,28 @@ _ORT_TYPES = {
 }
 
 
+def onnx_session(path: str, threads: int | None = None, providers: list[str] | None = None) -> Any:
+    """An ONNX Runtime session for ``path`` (CPU by default, quiet), or a one-line error."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise MissingDependencyError("onnxruntime is not installed: pip install onnxruntime") from None
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(path, sess_options=opts, providers=providers or ["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
+        raise RuntimeFailure(f"onnxruntime cannot load {path}: {str(exc).splitlines()[0][:300]}") from None
+
+
 class OnnxPredictor(Predictor):
     backend = "onnxruntime"
 
     def __init__(self, path: str, threads: int | None = None, raw_io: bool = False, providers: list[str] | None = None) -> None:
         super().__init__(path, raw_io)
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise MissingDependencyError("onnxruntime is not installed: pip install onnxruntime") from None
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        if threads:
-            opts.intra_op_num_threads = threads
-        try:
-            self._sess = ort.InferenceSession(path, sess_options=opts, providers=providers or ["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
-            raise RuntimeFailure(f"onnxruntime cannot load {path}: {str(exc).splitlines()[0][:300]}") from None
+        self._sess = onnx_session(path, threads, providers)
 
         def info(x: Any) -> TensorInfo:
             shape = tuple(d if isinstance(d, int) else -1 for d in x.shape)
