@@ -25,3 +25,9 @@ def test_guide_examples_in_order(tmp_path):
     assert "model_int8.tflite" in deploy and "PASS" in deploy
     device = _run("04_on_device.py", str(tmp_path / "deploy" / "model_int8.tflite"))
     assert "predicted classes" in device
+
+
+@pytest.mark.slow
+def test_generate_example(tmp_path):
+    out = _run("05_generate.py", str(tmp_path / "gen"))
+    assert "generate.tflite: pass, 12/12 next tokens" in out and "generated: [" in out
