@@ -207,7 +207,7 @@ def export_onnx(lm: Any, dest: str, lay: dict[str, Any], opset: int) -> dict[str
     except Exception as exc:  # noqa: BLE001
         raise ConversionError(f"ONNX conversion of the decoder failed: "
                               f"{(str(exc).splitlines() or [type(exc).__name__])[0][:300]}") from None
-    rename_io(proto, {k: v for k, v in rename.items()})
+    rename_io(proto, rename)
     name_batch_dim(proto)
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(lay)

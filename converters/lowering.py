@@ -54,15 +54,7 @@ def _roll(tf: Any, x: Any, shift: Any, axis: Any) -> Any:
 def builtin_lowering() -> Iterator[None]:
     import tensorflow as tf
 
-    tensor_types = [tf.Tensor]
-    try:
-        from tensorflow.python.framework.ops import SymbolicTensor
-
-        tensor_types.append(SymbolicTensor)
-    except ImportError:
-        pass
-    saved = {cls: cls.__dict__.get("__getitem__") for cls in tensor_types}
-    base = tf.Tensor.__getitem__
+    base = tf.Tensor.__getitem__  # every graph and eager tensor class inherits it
     roll = tf.roll
 
     def getitem(self: Any, key: Any) -> Any:
@@ -77,15 +69,9 @@ def builtin_lowering() -> Iterator[None]:
         return _roll(tf, tf.convert_to_tensor(x), shift, axis)
 
     try:
-        for cls in tensor_types:
-            cls.__getitem__ = getitem
+        tf.Tensor.__getitem__ = getitem
         tf.roll = rolled
         yield
     finally:
         tf.roll = roll
-        for cls, fn in saved.items():
-            if fn is None:
-                with contextlib.suppress(AttributeError):
-                    del cls.__getitem__
-            else:
-                cls.__getitem__ = fn
+        tf.Tensor.__getitem__ = base

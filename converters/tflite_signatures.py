@@ -219,8 +219,9 @@ def merge_signatures(parts: Sequence[tuple[str, bytes, Sequence[str], Sequence[s
     return bytes(builder.Output())
 
 
-def read_metadata(buf: bytes, name: str) -> bytes | None:
-    """The bytes of the model metadata entry ``name``, or None."""
+def read_metadata(buf: Any, name: str) -> bytes | None:
+    """The bytes of the model metadata entry ``name`` (``buf``: the file's bytes or a
+    memory map of it), or None."""
     s = _schema()
     m = s.Model.GetRootAsModel(buf, 0)
     for i in range(m.MetadataLength()):

@@ -266,7 +266,7 @@ class _Generative:
         self.cases: dict[str, Any] = {}
 
     def row(self, prefix: str, path: str, fmt: FormatInfo, policy: str) -> ArtifactResult:
-        from edgekit.generation import check_prompts, judge, summary, why_failed
+        from edgekit.generation import check_prompts, record
 
         row = ArtifactResult(fmt.name, Path(path).name, runtime=fmt.runtime, path=path, kind="generate")
         if self.layout is None:
@@ -298,14 +298,7 @@ class _Generative:
         except errors.EdgekitError as exc:
             row.status, row.stage, row.error = ERROR, "run", str(exc)
             return row
-        passed, row.comparison, info = judge(cases, runs, policy)
-        row.tolerances = {o.name: o.tolerance for o in row.comparison.outputs}
-        row.meta["generation"] = info
-        row.latency = {"median_ms": info["decode_ms_per_token"] or 0.0, "prefill_ms": info["prefill_ms"]}
-        row.status = PASS if passed else MISMATCH
-        if not passed:
-            row.stage, row.error = "compare", why_failed(info, row.comparison)
-        row.notes.append(summary(info))
+        record(row, cases, runs, policy)
         self.say(f"{prefix}: {row.status}" + (f" ({row.error})" if row.error else ""))
         return row
 

@@ -149,12 +149,13 @@ class TFLiteDecoder(Decoder):
 
 
 class OnnxDecoder(Decoder):
-    def __init__(self, path: str, threads: int | None = None, providers: list[str] | None = None) -> None:
+    def __init__(self, path: str, threads: int | None = None, providers: list[str] | None = None,
+                 session: Any = None) -> None:
         super().__init__()
         from edgekit.runtime import onnx_session
 
         self.path, self.backend = path, "onnxruntime"
-        self._sess = onnx_session(path, threads, providers)
+        self._sess = session if session is not None else onnx_session(path, threads, providers)
         ins = {i.name: i for i in self._sess.get_inputs()}
         self._past = sorted((n for n in ins if n.startswith("past_key_values.")), key=_layer_order)
         if not self._past or "input_ids" not in ins:
@@ -211,11 +212,19 @@ def _layer_order(name: str) -> tuple[int, str]:
 def _tflite_info(path: str) -> dict[str, Any]:
     from edgekit.converters.tflite_signatures import read_metadata
 
+    import mmap
+
     try:
-        raw = read_metadata(Path(path).read_bytes(), METADATA_KEY)
+        with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:  # not the weights
+            raw = read_metadata(buf, METADATA_KEY)
     except Exception:  # noqa: BLE001 - a file without our metadata, or without the schema module
         return {}
     return json.loads(raw) if raw else {}
+
+
+def is_decoder_io(input_names: Sequence[str]) -> bool:
+    """Whether an ONNX graph's inputs are a decoder's (past key-values)."""
+    return any(n.startswith("past_key_values.") for n in input_names)
 
 
 def is_generative(path: str | Path) -> bool:
@@ -225,7 +234,7 @@ def is_generative(path: str | Path) -> bool:
         with open(p, "rb") as fh:
             head = fh.read(8)
         if head[4:8] == b"TFL3":
-            return {"prefill", "decode"} <= set(_tflite_signature_keys(p))
+            return {"prefill", "decode"} <= set(tflite_signature_keys(p))
         if head[:1] != b"\x08":
             return False
         try:
@@ -236,19 +245,22 @@ def is_generative(path: str | Path) -> bool:
             import onnxruntime as ort
 
             names = [i.name for i in ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).get_inputs()]
-        return any(n.startswith("past_key_values.") for n in names)
+        return is_decoder_io(names)
     except Exception:  # noqa: BLE001 - unreadable: not a generative artifact
         return False
 
 
-def _tflite_signature_keys(p: Path) -> list[str]:
+def tflite_signature_keys(p: Path) -> list[str]:
     """The file's signature keys, read from the flatbuffer (no interpreter) where the schema
     module is there, else from an interpreter."""
     try:
+        import mmap
+
         from edgekit.runtimes.tflite_ops import schema
 
-        m = schema().Model.GetRootAsModel(p.read_bytes(), 0)
-        return [m.SignatureDefs(i).SignatureKey().decode() for i in range(m.SignatureDefsLength())]
+        with open(p, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:  # the header only
+            m = schema().Model.GetRootAsModel(buf, 0)
+            return [m.SignatureDefs(i).SignatureKey().decode() for i in range(m.SignatureDefsLength())]
     except Exception:  # noqa: BLE001 - no schema module (tflite-runtime): ask an interpreter
         from edgekit.runtime import _tflite_interpreter
 

@@ -31,6 +31,7 @@ from edgekit import errors
 from edgekit.converters import FORMATS
 from edgekit.quantize.recipes import Approach
 from edgekit.results import ArtifactResult, Cell, Job, Status
+from edgekit.runtimes import checked_kernel_paths
 from edgekit.validate import compare, default_tolerance
 
 FILES = {"tflite": "generate.tflite", "onnx": "generate.onnx"}
@@ -110,6 +111,18 @@ def summary(info: dict[str, Any]) -> str:
             f"decode {'-' if dec is None else f'{dec:.2f}'} ms/token")
 
 
+def record(row: ArtifactResult, cases: list[dict[str, Any]], runs: list[dict[str, Any]], policy: str) -> None:
+    """Judge a decoder's run and write the verdict into its row (``convert`` and ``compare``)."""
+    passed, row.comparison, info = judge(cases, runs, policy)
+    row.tolerances = {o.name: o.tolerance for o in row.comparison.outputs}
+    row.meta["generation"] = info
+    row.latency = {"median_ms": info["decode_ms_per_token"] or 0.0, "prefill_ms": info["prefill_ms"]}
+    row.status = Status.PASS if passed else Status.MISMATCH
+    if not passed:
+        row.stage, row.error = "compare", why_failed(info, row.comparison)
+    row.notes.append(summary(info))
+
+
 def why_failed(info: dict[str, Any], comp: Any) -> str:
     parts = []
     if info["diverged"]:
@@ -127,6 +140,7 @@ class GenerativeSteps:
     def __init__(self, ctx: Any, steps: Any, layout: dict[str, Any]) -> None:
         self.ctx, self.steps, self.layout = ctx, steps, layout
         self.exported: dict[str, str] = {}
+        self.cases: list[dict[str, Any]] = []  # Keras' greedy tokens and logits, once per run
 
     def rows(self) -> list[ArtifactResult]:
         ctx = self.ctx
@@ -215,15 +229,8 @@ class GenerativeSteps:
             row.status, row.stage, row.error = Status.ERROR, "run", str(exc)
             ctx.say(f"{prefix}: {row.error}")
             return row
-        passed, row.comparison, info = judge(self.cases, runs, job.policy)
-        row.tolerances = {o.name: o.tolerance for o in row.comparison.outputs}
-        row.meta["generation"] = info
-        row.latency = {"median_ms": info["decode_ms_per_token"] or 0.0, "prefill_ms": info["prefill_ms"]}
-        row.status = Status.PASS if passed else Status.MISMATCH
-        if not passed:
-            row.error = why_failed(info, row.comparison)
-        row.notes.append(summary(info))
-        if recipe is not None and job.format == "tflite" and "reference" in _kernel_paths(ctx):
+        record(row, self.cases, runs, job.policy)
+        if recipe is not None and "reference" in checked_kernel_paths(job.runtime, ctx.opts.kernels):
             row.kernels["reference"] = self._reference_cell(job, staged)
             if row.kernels["reference"].status is not Status.PASS:
                 row.notes.append(f"kernel paths: deploy on xnnpack; fails on reference ({row.kernels['reference'].error})")
@@ -244,12 +251,6 @@ class GenerativeSteps:
         if not passed:
             cell.error = "reference kernels: " + why_failed(info, comp)
         return cell
-
-
-def _kernel_paths(ctx: Any) -> tuple[str, ...]:
-    from edgekit.runtimes import checked_kernel_paths
-
-    return tuple(checked_kernel_paths("litert", ctx.opts.kernels))
 
 
 def layout_for(tf_call: Any, opts: Any) -> tuple[dict[str, Any] | None, str | None]:

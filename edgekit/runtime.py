@@ -338,14 +338,27 @@ def load(path: str | Path, *, threads: int | None = None, xnnpack: bool = True, 
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{path} does not exist or is not a file")
-    from edgekit.generate import is_generative, load_decoder
+    from edgekit import generate
 
-    if is_generative(p):
-        return load_decoder(p, kernels="xnnpack" if xnnpack else "builtin", threads=threads)
     fmt = format_of(p, trust_name=True)
     if fmt is None or fmt.runtime not in _PREDICTORS:
         raise InputError(f"{path} is neither a TFLite (TFL3) nor an ONNX file")
-    return _PREDICTORS[fmt.runtime](str(p), threads=threads, xnnpack=xnnpack, raw_io=raw_io)
+    kernels = "xnnpack" if xnnpack else "builtin"
+    if fmt.runtime == "litert" and {"prefill", "decode"} <= set(_signature_keys(p)):
+        return generate.TFLiteDecoder(str(p), kernels=kernels, threads=threads)
+    model = _PREDICTORS[fmt.runtime](str(p), threads=threads, xnnpack=xnnpack, raw_io=raw_io)
+    if isinstance(model, OnnxPredictor) and generate.is_decoder_io(model.input_names):
+        return generate.OnnxDecoder(str(p), session=model._sess)  # the session already loaded
+    return model
+
+
+def _signature_keys(p: Path) -> list[str]:
+    from edgekit.generate import tflite_signature_keys
+
+    try:
+        return tflite_signature_keys(p)
+    except Exception:  # noqa: BLE001 - a damaged file: the predictor says what is wrong with it
+        return []
 
 
 # The on-device predictor of each runtime a device runs without TensorFlow.
